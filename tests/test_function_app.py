@@ -10,21 +10,24 @@ from tests.stack import PROJECT_ROOT, PYTHON, base_environment
 HEAVY = ("workos", "botbuilder", "botframework", "msal", "azure.identity", "azure.storage", "azure.keyvault",
          "scim2_server", "scim2_models", "psycopg", "httpx", "aiohttp", "pydantic", "jwt")
 
-INDEX_LIKE_THE_WORKER = f"""
+# Import the app as the worker does, note what that loaded, then index it as the host would.
+INDEX_LIKE_THE_HOST = f"""
 import json, sys
 import function_app
-functions = []
-for function in function_app.app.get_functions():
-    bindings = [json.loads(raw) for raw in function.get_raw_bindings()]
-    functions.append({{"name": function.get_function_name(), "bindings": bindings}})
 heavy = {HEAVY!r}
 loaded = sorted({{m for m in sys.modules for h in heavy if m == h or m.startswith(h + ".")}})
-print(json.dumps({{"functions": functions, "loaded": loaded}}))
+from local.host.index import index_functions
+from shared.config import SETTINGS
+defaults = {{name: setting.default for name, setting in SETTINGS.items() if setting.default}}
+errors = {{}}
+functions = [{{"name": f.name, "trigger": f.trigger}}
+             for f in index_functions(function_app.app, environ=defaults, errors=errors)]
+print(json.dumps({{"functions": functions, "loaded": loaded, "errors": errors}}))
 """
 
 
 def _index() -> dict:
-    result = subprocess.run([PYTHON, "-c", INDEX_LIKE_THE_WORKER], env=base_environment(), cwd=PROJECT_ROOT,
+    result = subprocess.run([PYTHON, "-c", INDEX_LIKE_THE_HOST], env=base_environment(), cwd=PROJECT_ROOT,
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
@@ -35,13 +38,16 @@ def test_indexing_the_app_imports_no_heavy_module():
     assert index["loaded"] == []
 
 
+def test_the_host_accepts_every_function_no_reserved_or_duplicate_route():
+    assert _index()["errors"] == {}
+
+
 def test_every_http_function_is_anonymous_and_authenticates_in_code():
-    triggers = [binding for function in _index()["functions"] for binding in function["bindings"]
-                if binding["type"] == "httpTrigger"]
+    triggers = [function["trigger"] for function in _index()["functions"] if function["trigger"]["type"] == "httpTrigger"]
     assert triggers
     assert {trigger["authLevel"] for trigger in triggers} == {"ANONYMOUS"}
 
 
 def test_health_is_served_at_its_documented_route():
-    routes = {binding.get("route") for function in _index()["functions"] for binding in function["bindings"]}
+    routes = {function["trigger"].get("route") for function in _index()["functions"]}
     assert "health" in routes

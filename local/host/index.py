@@ -91,8 +91,32 @@ def load_app(script_root: Path, module_name: str = "function_app") -> Any:
     return apps[0]
 
 
-def index_functions(app: Any, environ: Mapping[str, str] | None = None) -> list[IndexedFunction]:
-    """Every function of the app, with settings resolved and routes compiled."""
+RESERVED_ROUTE_PREFIXES = ("admin", "runtime")
+RESERVED_ROUTE_ERROR = "The specified route conflicts with one or more built in routes."
+
+
+def _http_route_error(entry: IndexedFunction, served: list[IndexedFunction]) -> str | None:
+    """What the real host says of an HTTP function it will not serve (ScriptHost.ValidateFunction)."""
+    route = entry.route.template.strip("/").lower()
+    if route.startswith(RESERVED_ROUTE_PREFIXES):
+        return RESERVED_ROUTE_ERROR
+    for other in served:
+        same_route = other.route.template.strip("/").lower() == route
+        methods_meet = entry.methods is None or other.methods is None or bool(entry.methods & other.methods)
+        if same_route and methods_meet:
+            return f"The route specified conflicts with the route defined by function '{other.name}'."
+    return None
+
+
+def index_functions(
+    app: Any, environ: Mapping[str, str] | None = None, errors: dict[str, str] | None = None
+) -> list[IndexedFunction]:
+    """Every function of the app, with settings resolved and routes compiled.
+
+    As in Azure, an HTTP function whose route starts with ``admin`` or ``runtime``, or repeats
+    another's route for a shared method, is left out and its error recorded in ``errors``; the
+    others are served.
+    """
     indexed: list[IndexedFunction] = []
     for function in app.get_functions():
         bindings = [json.loads(raw) for raw in function.get_raw_bindings()]
@@ -115,5 +139,10 @@ def index_functions(app: Any, environ: Mapping[str, str] | None = None) -> list[
         )
         if entry.trigger_type == "httpTrigger":
             entry.route = RouteTemplate.compile(trigger.get("route") or entry.name)
+            error = _http_route_error(entry, [other for other in indexed if other.route is not None])
+            if error is not None:
+                if errors is not None:
+                    errors[entry.name] = error
+                continue
         indexed.append(entry)
     return indexed

@@ -63,6 +63,7 @@ class LocalHost:
         self.timer_status = TimerStatusStore(state_dir / "timers.json" if state_dir else None)
         self.stopping = asyncio.Event()
         self.functions: list[IndexedFunction] = []
+        self.errors: dict[str, str] = {}
 
     @property
     def base_url(self) -> str:
@@ -73,7 +74,8 @@ class LocalHost:
 
     async def serve(self, on_ready: Callable[[LocalHost], None] | None = None) -> None:
         """Index the app, serve until stop() or SIGINT/SIGTERM, then finish running work and return."""
-        self.functions = index_functions(load_app(self.script_root))
+        self.errors: dict[str, str] = {}
+        self.functions = index_functions(load_app(self.script_root), errors=self.errors)
         invoker = Invoker(str(self.script_root))
         http_app = HttpFunctions(self.functions, invoker, self.keys, route_prefix=self.config.route_prefix)
         server = _QuietSignalsServer(uvicorn.Config(
@@ -111,6 +113,11 @@ class LocalHost:
     def _announce(self) -> None:
         lines = [_describe(function, self.base_url, self.config.route_prefix) for function in self.functions]
         print("\nFunctions:\n" + "\n".join(f"        {line}" for line in lines), flush=True)
+        if self.errors:
+            failing = "\n".join(f"        {name}: {error}" for name, error in self.errors.items())
+            print(f"\nThe following {len(self.errors)} functions are in error:\n{failing}", flush=True)
+            for name, error in self.errors.items():
+                log.error("Function '%s' is in error: %s", name, error)
         print(f"\nHost started: {self.base_url} (Ctrl-C to stop)", flush=True)
 
 

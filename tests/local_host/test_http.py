@@ -144,3 +144,21 @@ def test_the_host_lists_its_functions_at_start(fixture_host):
     log = fixture_host.host.log()
     assert "items: [GET,POST] http://127.0.0.1:" in log
     assert "worker: queueTrigger" in log
+
+
+def test_a_route_starting_with_admin_is_in_error_and_not_served_as_in_azure(fixture_host):
+    assert fixture_host.host.get("/api/administration/tools").status_code == 404
+    assert "reserved_route: The specified route conflicts with one or more built in routes." in fixture_host.host.log()
+
+
+def test_a_route_repeating_another_for_a_shared_method_is_in_error(fixture_host):
+    assert fixture_host.host.request("PUT", "/api/items/1").status_code == 404
+    assert "items_again: The route specified conflicts with the route defined by function 'items'." in (
+        fixture_host.host.log())
+
+
+def test_a_regex_constrained_first_segment_serves_api_admin_paths(fixture_host):
+    response = fixture_host.host.get("/api/admin/reports")
+    assert response.status_code == 200
+    assert response.json()["route"] == {"area": "admin"}
+    assert fixture_host.host.get("/api/administrator/reports").status_code == 404

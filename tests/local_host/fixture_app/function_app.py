@@ -42,6 +42,21 @@ def readme(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse("the literal route wins")
 
 
+@app.route(route="administration/tools", methods=["GET"])
+def reserved_route(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("never served: the host reserves routes starting with admin")
+
+
+@app.route(route="Items/{id:int}/{detail?}", methods=["POST", "PUT"])
+def items_again(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("never served: same route and a shared method as items")
+
+
+@app.route(route="{area:regex(^admin$)}/reports", methods=["GET"])
+def admin_area(req: func.HttpRequest) -> func.HttpResponse:
+    return echo(req)
+
+
 @app.route(route="cookies", methods=["GET"])
 def cookies(req: func.HttpRequest) -> func.HttpResponse:
     response = func.HttpResponse("two cookies")
