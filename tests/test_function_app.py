@@ -43,7 +43,8 @@ def test_the_host_accepts_every_function_no_reserved_or_duplicate_route():
 
 
 def test_every_http_function_is_anonymous_and_authenticates_in_code():
-    triggers = [function["trigger"] for function in _index()["functions"] if function["trigger"]["type"] == "httpTrigger"]
+    triggers = [function["trigger"] for function in _index()["functions"]
+                if function["trigger"]["type"] == "httpTrigger"]
     assert triggers
     assert {trigger["authLevel"] for trigger in triggers} == {"ANONYMOUS"}
 
