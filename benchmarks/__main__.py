@@ -6,9 +6,9 @@ import json
 import platform
 import sys
 
-from benchmarks import cold_start, dev_start
+from benchmarks import cold_start, dev_start, identity_store
 
-BENCHMARKS = (cold_start, dev_start)
+BENCHMARKS = (cold_start, dev_start, identity_store)
 
 
 def main() -> None:

@@ -65,16 +65,19 @@ def _start_services(
     return started, azurite
 
 
-def _prepare_database_and_queues(lines: list[tuple[str, str]]) -> None:
-    from local.seed import DEMO_TENANT, seed_demo_tenant
+def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> str:
+    """Migrate, create the queues, seed the demo tenant; returns its fresh SCIM token."""
+    from local.seed import DEMO_APP, DEMO_TENANT, seed_demo_tenant
     from shared import migrations, queues
 
     applied = migrations.apply_migrations()
     lines.append(("migrations", f"{len(applied)} applied now, schema current"))
     created = queues.ensure_queues()
     lines.append(("queues", f"{len(queues.app_queue_names())} present ({len(created)} created now)"))
-    seed_demo_tenant()
-    lines.append(("demo tenant", DEMO_TENANT))
+    token = seed_demo_tenant()
+    lines.append(("demo tenant", f"{DEMO_TENANT} (SCIM-provisioned; app {DEMO_APP})"))
+    lines.append(("", f"SCIM base URL http://127.0.0.1:{port}/api/scim/v2/{DEMO_TENANT}, token on the last line"))
+    return token
 
 
 def _print_summary(lines: list[tuple[str, str]]) -> None:
@@ -110,6 +113,14 @@ def main() -> None:
     if not args.no_local_settings:
         _ensure_local_settings()
         config.load_local_settings(PROJECT_ROOT / "local.settings.json")
+    # The host resolves %SETTING% expressions from app settings, so every declared default must be
+    # one (as in local.settings.sample.json and the Bicep); and this is a local run: the stand-ins
+    # live on loopback, over http.
+    for name, setting in config.SETTINGS.items():
+        if setting.default is not None and not os.environ.get(name):
+            os.environ[name] = setting.default
+    if not os.environ.get("OUTBOUND_ALLOWED_LOCAL_HOSTS"):
+        os.environ["OUTBOUND_ALLOWED_LOCAL_HOSTS"] = "127.0.0.1,localhost"
     state: Path = args.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     authority = local_ca(state / "ca")
@@ -120,10 +131,11 @@ def main() -> None:
     dev_settings = state / "dev-settings.json"
     try:
         dev_settings.write_text(json.dumps(started, indent=2))
-        _prepare_database_and_queues(lines)
+        token = _prepare_database_and_queues(lines, args.port)
         lines.append(("local CA", f"{authority.cert_path} (trusted by local runs only)"))
         lines.append(("ops CLI", ".venv/bin/python -m shared.cli --help"))
         _print_summary(lines)
+        print(f"demo SCIM token: {token}\n", flush=True)
         if args.services_only:
             print("services are up; run `func start` in another terminal. Ctrl-C stops them.", flush=True)
             _wait_for_interrupt()

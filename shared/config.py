@@ -88,6 +88,21 @@ def _uuid(value: str) -> str:
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
+def _host_list(value: str) -> frozenset[str]:
+    hosts = frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+    for host in hosts:
+        if not re.fullmatch(r"[a-z0-9.:\-\[\]]+", host):
+            raise ValueError(f"{host!r} is not a host name or address")
+    return hosts
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL")
+    return value.rstrip("/")
+
+
 def _sslmode(value: str) -> str:
     if value not in _SSL_MODES:
         raise ValueError(f"must be one of {', '.join(_SSL_MODES)}")
@@ -216,6 +231,23 @@ HRMS_SYNC_QUEUE = _declare(
 HRMS_WRITEBACK_QUEUE = _declare(
     "HRMS_WRITEBACK_QUEUE", _queue_name, "queue of results to write back to the HRMS",
     default="hrms-writeback")
+
+# Outbound HTTP and secrets.
+OUTBOUND_ALLOWED_LOCAL_HOSTS = _declare(
+    "OUTBOUND_ALLOWED_LOCAL_HOSTS", _host_list, "host names or addresses the outbound HTTP client may reach "
+    "over plain http or on private/loopback addresses: the local stand-ins; empty in Azure")
+KEY_VAULT_URL = _declare(
+    "KEY_VAULT_URL", _https_url, "Key Vault holding per-tenant secrets (referenced by name from the "
+    "database); empty locally, where SECRET_<NAME> environment variables stand in")
+SECRET_CACHE_SECONDS = _declare(
+    "SECRET_CACHE_SECONDS", _non_negative_int, "how long a resolved secret is kept in memory", default="300")
+
+# Retention (the timer's schedule is resolved by the host from %RETENTION_SCHEDULE%).
+RETENTION_SCHEDULE = _declare(
+    "RETENTION_SCHEDULE", _text, "NCRONTAB schedule of the retention timer (seconds first, UTC)",
+    default="0 17 3 * * *")
+ADMIN_AUDIT_RETENTION_DAYS = _declare(
+    "ADMIN_AUDIT_RETENTION_DAYS", _positive_int, "days the admin audit is kept", default="400")
 
 # Read by the Functions host, not by the code; listed so that the sample and the Bicep stay in step.
 HOST_SETTINGS: tuple[str, ...] = ("FUNCTIONS_WORKER_RUNTIME",)
@@ -355,6 +387,33 @@ def queues() -> QueueNames:
 
 def azure_client_id() -> str | None:
     return AZURE_CLIENT_ID.optional()
+
+
+def outbound_allowed_local_hosts() -> frozenset[str]:
+    return OUTBOUND_ALLOWED_LOCAL_HOSTS.optional() or frozenset()
+
+
+def key_vault_url() -> str | None:
+    return KEY_VAULT_URL.optional()
+
+
+def admin_audit_retention_days() -> int:
+    return ADMIN_AUDIT_RETENTION_DAYS.required()
+
+
+def secret_cache_seconds() -> int:
+    return SECRET_CACHE_SECONDS.required()
+
+
+# Locally, a secret reference NAME resolves to the environment variable SECRET_<NAME> (upper case,
+# dashes as underscores): a family of settings, declared here rather than one by one.
+LOCAL_SECRET_PREFIX = "SECRET_"  # noqa: S105 - a name prefix
+
+
+def local_secret(reference: str) -> str | None:
+    """The local stand-in for a Key Vault secret, or None."""
+    value = os.environ.get(LOCAL_SECRET_PREFIX + reference.upper().replace("-", "_"), "")
+    return value or None
 
 
 def reset() -> None:

@@ -11,8 +11,11 @@ Contract (tests/shared/test_db.py):
   password (azure-identity caches tokens until shortly before expiry);
 - the first use in a process checks that every migration this code ships is applied, and raises
   ``SchemaNotCurrent`` naming the pending ones (and how to apply them) when not;
-- ``transaction()`` commits when its block ends, rolls back when it raises, and the tenant it was
-  given is visible to row-level security as ``current_setting('app.tenant_id')`` inside it only.
+- ``transaction()`` commits when its block ends, rolls back when it raises, and works as role
+  ``ec_app``: row-level security shows it the rows of the tenant it was given
+  (``current_setting('app.tenant_id')``), none of any tenant when it was given none, and every
+  tenant's only when asked with ``all_tenants=True`` (lookups by a global identifier, retention);
+  all of it ends with the transaction.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ APPLICATION_NAME = "enterprise-connections"
 POOL_MIN_SIZE = 0
 POOL_MAX_IDLE_SECONDS = 120.0
 
-_BEGIN = "SELECT set_config('app.tenant_id', %s, true), set_config('statement_timeout', %s, true)"
+# The role every transaction works as (created by migration 0002): only the grants the app needs,
+# subject to row-level security whatever role the connection logged in as.
+APP_ROLE = "ec_app"
+_BEGIN = (
+    "SELECT set_config('app.tenant_id', %s, true), set_config('app.all_tenants', %s, true),"
+    " set_config('statement_timeout', %s, true), set_config('role', %s, true)"
+)
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -148,29 +157,45 @@ def _record_schema_check(applied: dict[str, str]) -> None:
     _schema_checked = True
 
 
-def _begin_arguments(tenant_id: object | None) -> tuple[str, str]:
+def _begin_arguments(tenant_id: object | None, all_tenants: bool) -> tuple[str, str, str, str]:
+    if tenant_id is not None and all_tenants:
+        raise ValueError("a transaction is scoped to one tenant or to all of them, not both")
     timeout = config.database().statement_timeout_ms
-    return ("" if tenant_id is None else str(tenant_id), f"{timeout}ms")
+    return ("" if tenant_id is None else str(tenant_id), "on" if all_tenants else "", f"{timeout}ms", APP_ROLE)
+
+
+def use_tenant(conn: psycopg.Connection, tenant_id: object | None) -> None:
+    """Narrow the current transaction to one tenant (after looking it up in the global registry),
+    or with None to no tenant at all."""
+    conn.execute(
+        "SELECT set_config('app.tenant_id', %s, true), set_config('app.all_tenants', '', true)",
+        ["" if tenant_id is None else str(tenant_id)])
+
+
+def use_all_tenants(conn: psycopg.Connection) -> None:
+    """Widen the current transaction to every tenant, for a lookup by a global identifier."""
+    conn.execute("SELECT set_config('app.tenant_id', '', true), set_config('app.all_tenants', 'on', true)")
 
 
 @contextmanager
-def transaction(*, tenant_id: object | None = None) -> Iterator[psycopg.Connection]:
-    """A connection inside one transaction, scoped to ``tenant_id`` for row-level security."""
+def transaction(*, tenant_id: object | None = None, all_tenants: bool = False) -> Iterator[psycopg.Connection]:
+    """A connection inside one transaction, as role ec_app, scoped to ``tenant_id`` (or to every
+    tenant with ``all_tenants``) for row-level security."""
     with sync_pool().connection() as conn, conn.transaction():
-        conn.execute(_BEGIN, _begin_arguments(tenant_id))
-        ensure_schema_current(conn)
+        ensure_schema_current(conn)  # before the role exists to switch to, say what is missing
+        conn.execute(_BEGIN, _begin_arguments(tenant_id, all_tenants))
         yield conn
 
 
 @asynccontextmanager
 async def async_transaction(
-    *, tenant_id: object | None = None
+    *, tenant_id: object | None = None, all_tenants: bool = False
 ) -> AsyncIterator[psycopg.AsyncConnection]:
     """The async twin of ``transaction()``."""
     pool = await async_pool()
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(_BEGIN, _begin_arguments(tenant_id))
         await ensure_schema_current_async(conn)
+        await conn.execute(_BEGIN, _begin_arguments(tenant_id, all_tenants))
         yield conn
 
 

@@ -114,3 +114,17 @@ def storage(storage_account: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 @pytest.fixture
 def free_tcp_port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def make_tenant(database):
+    """Create a tenant through the registry: make_tenant("acme", provisioning="scim", domains=("acme.com",))."""
+    from shared.tenants.registry import TenantChanges, create_tenant
+
+    def make(slug: str, *, provisioning: str = "scim", domains: tuple[str, ...] | None = None, **fields):
+        with db.transaction() as conn:
+            return create_tenant(conn, slug, TenantChanges(
+                display_name=fields.pop("display_name", slug.title()), provisioning_channel=provisioning,
+                add_domains=domains if domains is not None else (f"{slug}.example",), **fields))
+
+    return make

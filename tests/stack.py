@@ -94,6 +94,15 @@ def start_host(script_root: Path, env: dict[str, str], tmp_path: Path, *, port: 
     return host
 
 
+def app_environment(**settings: str) -> dict[str, str]:
+    """An environment for the real app: every declared setting at its default (as the sample and the
+    Bicep give them; the host resolves %SETTING% expressions from these), plus the given ones."""
+    from shared.config import SETTINGS
+
+    defaults = {name: setting.default for name, setting in SETTINGS.items() if setting.default is not None}
+    return base_environment() | defaults | settings
+
+
 def base_environment() -> dict[str, str]:
     """The test process's environment without any app setting (tests add what they need)."""
     from shared.config import HOST_SETTINGS, SETTINGS

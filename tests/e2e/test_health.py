@@ -6,7 +6,7 @@ import pytest
 
 from local.azurite import free_port
 from shared import __version__, queues
-from tests.stack import PROJECT_ROOT, base_environment, start_host
+from tests.stack import PROJECT_ROOT, app_environment, start_host
 
 pytestmark = pytest.mark.e2e
 
@@ -14,9 +14,9 @@ pytestmark = pytest.mark.e2e
 def _app_environment(database_url: str, storage: str) -> dict[str, str]:
     from shared import config
 
-    names = {setting: config.SETTINGS[setting].raw() for setting in (
+    queue_names = {name: config.SETTINGS[name].raw() for name in (
         "DSYNC_APPLY_QUEUE", "TEAMS_TURNS_QUEUE", "TEAMS_ALERTS_QUEUE", "HRMS_SYNC_QUEUE", "HRMS_WRITEBACK_QUEUE")}
-    return base_environment() | names | {"DATABASE_URL": database_url, "AzureWebJobsStorage": storage}
+    return app_environment(DATABASE_URL=database_url, AzureWebJobsStorage=storage, **queue_names)
 
 
 def test_health_over_http_reports_ok(database, storage, tmp_path):

@@ -1,0 +1,30 @@
+"""/api/admin/...: the admin API for the dashboard and ops (admin keys; every call audited)."""
+
+import azure.functions as func
+
+from functions.http import json_response
+
+bp = func.Blueprint()
+
+# The Functions host refuses function routes that start with "admin" (its own API lives at /admin,
+# whatever the route prefix); a first segment constrained to "admin" serves /api/admin/... all the same.
+ADMIN = "{area:regex(^admin$)}"
+
+
+def _serve(req: func.HttpRequest, action: str, handler_name: str) -> func.HttpResponse:
+    from shared.admin import api
+
+    response = api.handle(
+        action, getattr(api, handler_name), authorization=req.headers.get("Authorization"),
+        source=api.client_address(req.headers.get("X-Forwarded-For")), params=dict(req.route_params))
+    return json_response(response.body, status=response.status, headers=response.headers)
+
+
+@bp.route(route=f"{ADMIN}/tenants", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_list_tenants(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "tenants.list", "list_tenants")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_show_tenant(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "tenants.show", "show_tenant")

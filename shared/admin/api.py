@@ -1,0 +1,106 @@
+"""The admin API, free of any transport: a request is an action name, the caller's Authorization
+header and address, and parameters; the answer is a status and a JSON body.
+
+Contract (tests/admin/test_api.py):
+- every call authenticates with an admin key (``Authorization: Bearer eca_...``) before anything
+  else; a missing, unknown or revoked key gets 401 and is audited;
+- a tenant-scoped key sees its own tenant only: another tenant is a 404, exactly like one that
+  does not exist, so keys cannot probe for tenants;
+- each call is audited (who, what, when, from where, outcome) in the transaction that serves it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from shared import db
+from shared.admin import keys
+from shared.admin.audit import AuditEntry, record
+from shared.admin.keys import AdminPrincipal
+from shared.tenants import apps, registry
+from shared.tenants.models import TenantNotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AdminResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class AdminRefusal(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def client_address(forwarded_for: str | None) -> str:
+    """The caller's address from X-Forwarded-For (set by Azure's front ends), without a port."""
+    first = (forwarded_for or "").split(",")[0].strip()
+    if not first:
+        return "unknown"
+    if first.startswith("["):  # [ipv6]:port
+        return first[1:].split("]")[0]
+    return first.rsplit(":", 1)[0] if first.count(":") == 1 else first
+
+
+Handler = Callable[[psycopg.Connection, AdminPrincipal, dict[str, str]], dict[str, Any]]
+
+
+def handle(action: str, handler: Handler, *, authorization: str | None, source: str,
+           params: dict[str, str] | None = None) -> AdminResponse:
+    """Authenticate, run the handler, audit; every failure becomes a status and a clear body."""
+    params = params or {}
+    target = params.get("slug")
+    try:
+        with db.transaction() as conn:
+            principal = keys.authenticate(conn, bearer_token(authorization))
+            if principal is None:
+                raise AdminRefusal(401, "unauthorized", "send a valid admin key as Authorization: Bearer <key>")
+            try:
+                body = handler(conn, principal, params)
+            except AdminRefusal as refusal:
+                record(conn, AuditEntry(principal.label, action, source, f"refused {refusal.status}",
+                                        scope=principal.scope, tenant_id=principal.tenant_id, target=target))
+                return AdminResponse(refusal.status, {"error": refusal.error, "message": str(refusal)})
+            record(conn, AuditEntry(principal.label, action, source, "ok", scope=principal.scope,
+                                    tenant_id=principal.tenant_id, target=target))
+            return AdminResponse(200, body)
+    except AdminRefusal as refusal:
+        with db.transaction() as conn:
+            record(conn, AuditEntry("anonymous", action, source, f"refused {refusal.status}", target=target))
+        return AdminResponse(refusal.status, {"error": refusal.error, "message": str(refusal)},
+                             {"WWW-Authenticate": 'Bearer realm="admin"'})
+
+
+def _visible_tenant(conn: psycopg.Connection, principal: AdminPrincipal, slug: str) -> registry.Tenant:
+    try:
+        tenant = registry.get_tenant(conn, slug)
+    except TenantNotFound:
+        tenant = None
+    if tenant is None or not principal.covers(tenant):
+        raise AdminRefusal(404, "not_found", f"no tenant {slug!r}")
+    return tenant
+
+
+def list_tenants(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    slugs = None if principal.is_operator else [principal.tenant_slug]
+    return {"tenants": [tenant.as_dict() for tenant in registry.list_tenants(conn, slugs=slugs)]}
+
+
+def show_tenant(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    return {**tenant.as_dict(), "apps": [app.as_dict() for app in apps.list_apps(conn, tenant)]}

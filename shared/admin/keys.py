@@ -1,0 +1,122 @@
+"""Admin API keys.
+
+Contract (tests/admin/test_keys.py):
+- a key's scope is ``operator`` (every tenant) or ``tenant:<slug>`` (that tenant's customer admins);
+- keys are shown once and stored as SHA-256; a revoked key stops working at once;
+- ``authenticate`` gives the key's principal, or None for a missing, unknown or revoked key;
+- a principal may see a tenant only when its scope covers it (``covers``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from shared.issued_secrets import ADMIN_KEY_PREFIX, issue_secret, secret_hash
+from shared.tenants.models import InvalidValue, Tenant, TenantNotFound, parse_slug
+from shared.tenants.registry import get_tenant
+
+OPERATOR = "operator"
+
+
+class AdminKeyNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class AdminPrincipal:
+    """Who is calling the admin API, and what they may see."""
+
+    key_id: str
+    name: str
+    scope: str
+    tenant_id: str | None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.scope == OPERATOR
+
+    @property
+    def tenant_slug(self) -> str | None:
+        return None if self.is_operator else self.scope.removeprefix("tenant:")
+
+    @property
+    def label(self) -> str:
+        return f"admin-key:{self.name} ({self.key_id})"
+
+    def covers(self, tenant: Tenant) -> bool:
+        return self.is_operator or tenant.id == self.tenant_id
+
+
+@dataclass(frozen=True)
+class AdminKey:
+    id: str
+    name: str
+    scope: str
+    hint: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "scope": self.scope, "hint": self.hint,
+                "created_at": self.created_at.isoformat(), "created_by": self.created_by,
+                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+                "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None}
+
+
+def parse_scope(conn: psycopg.Connection, scope: str) -> tuple[str, str | None]:
+    """``operator`` or ``tenant:<slug>`` of an existing tenant -> (scope, tenant id)."""
+    if scope == OPERATOR:
+        return scope, None
+    kind, _, slug = scope.partition(":")
+    if kind != "tenant" or not slug:
+        raise InvalidValue("scope", f"{scope!r} must be 'operator' or 'tenant:<slug>'")
+    try:
+        tenant = get_tenant(conn, parse_slug(slug))
+    except TenantNotFound:
+        raise InvalidValue("scope", f"no tenant {slug!r}") from None
+    return f"tenant:{tenant.slug}", tenant.id
+
+
+def create_admin_key(conn: psycopg.Connection, scope: str, name: str, *, created_by: str) -> tuple[AdminKey, str]:
+    """A new key; returns it and its value (shown once)."""
+    scope, tenant_id = parse_scope(conn, scope)
+    if not name.strip():
+        raise InvalidValue("name", "a key needs a name saying who holds it")
+    issued = issue_secret(ADMIN_KEY_PREFIX)
+    row = conn.execute(
+        "INSERT INTO admin_keys (name, scope, tenant_id, key_hash, hint, created_by) VALUES (%s, %s, %s, %s, %s, %s)"
+        " RETURNING id, created_at", [name.strip(), scope, tenant_id, issued.hash, issued.hint, created_by]).fetchone()
+    key = AdminKey(str(row[0]), name.strip(), scope, issued.hint, row[1], created_by, None, None)
+    return key, issued.value
+
+
+def list_admin_keys(conn: psycopg.Connection) -> list[AdminKey]:
+    rows = conn.execute(
+        "SELECT id, name, scope, hint, created_at, created_by, revoked_at, last_used_at FROM admin_keys"
+        " ORDER BY created_at").fetchall()
+    return [AdminKey(str(row[0]), *row[1:]) for row in rows]
+
+
+def revoke_admin_key(conn: psycopg.Connection, key_id: str) -> AdminKey:
+    row = conn.execute(
+        "UPDATE admin_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id::text = %s"
+        " RETURNING id, name, scope, hint, created_at, created_by, revoked_at, last_used_at", [key_id]).fetchone()
+    if row is None:
+        raise AdminKeyNotFound(f"no admin key {key_id!r}")
+    return AdminKey(str(row[0]), *row[1:])
+
+
+def authenticate(conn: psycopg.Connection, presented: str | None) -> AdminPrincipal | None:
+    if not presented or not presented.startswith(ADMIN_KEY_PREFIX):
+        return None
+    row = conn.execute(
+        "UPDATE admin_keys SET last_used_at = now() WHERE key_hash = %s AND revoked_at IS NULL"
+        " RETURNING id, name, scope, tenant_id", [secret_hash(presented)]).fetchone()
+    if row is None:
+        return None
+    return AdminPrincipal(str(row[0]), row[1], row[2], str(row[3]) if row[3] else None)

@@ -1,0 +1,85 @@
+"""The per-tenant change log that tenant apps follow (``GET /api/context/{tenant}/changes?after=N``).
+
+Contract (tests/identity/test_changelog.py):
+- every change to a user, group or membership appends one entry in the transaction that makes it,
+  with the actor and what changed; a rolled-back change leaves no entry;
+- sequence numbers are per tenant, start at 1 and have no gaps: they come from the tenant's row in
+  tenant_change_counters, incremented in the same transaction;
+- entries become visible in sequence order: the counter row stays locked until its transaction
+  commits, so a later number cannot commit before an earlier one, and a reader that has seen N
+  never later finds a new entry at or below N (following ``after=N`` skips nothing);
+- the app cannot change or delete an entry (its role has no grant to).
+
+The counter lock serialises one tenant's writers from their first entry to their commit: write the
+entries last in a transaction, and keep such transactions short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from shared.identity.models import Actor
+
+
+@dataclass(frozen=True)
+class Change:
+    entity: str  # user | group | membership
+    entity_id: str
+    action: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    related_id: str | None = None  # the member's user id, for membership entries
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    seq: int
+    occurred_at: datetime
+    actor_kind: str
+    actor_id: str
+    entity: str
+    entity_id: str
+    related_id: str | None
+    action: str
+    changes: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "occurred_at": self.occurred_at.isoformat(), "actor": f"{self.actor_kind}:{self.actor_id}",
+            "entity": self.entity, "entity_id": self.entity_id, "related_id": self.related_id,
+            "action": self.action, "changes": self.changes,
+        }
+
+
+def append_changes(conn: psycopg.Connection, tenant_id: str, actor: Actor, changes: Sequence[Change]) -> list[int]:
+    """Append entries; returns their sequence numbers."""
+    if not changes:
+        return []
+    last = conn.execute(
+        "INSERT INTO tenant_change_counters AS counter (tenant_id, last_seq) VALUES (%s, %s)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET last_seq = counter.last_seq + EXCLUDED.last_seq"
+        " RETURNING last_seq", [tenant_id, len(changes)]).fetchone()[0]
+    first = last - len(changes) + 1
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO change_log (tenant_id, seq, actor_kind, actor_id, entity, entity_id, related_id, action,"
+            " changes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(tenant_id, first + index, actor.kind.value, actor.id, change.entity, change.entity_id,
+              change.related_id, change.action, Jsonb(change.changes)) for index, change in enumerate(changes)],
+        )
+    return list(range(first, last + 1))
+
+
+def changes_after(conn: psycopg.Connection, tenant_id: str, after: int, *, limit: int = 500) -> list[ChangeEntry]:
+    """The entries after sequence number ``after``, in order, at most ``limit``."""
+    rows = conn.execute(
+        "SELECT seq, occurred_at, actor_kind, actor_id, entity, entity_id, related_id, action, changes"
+        " FROM change_log WHERE tenant_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+        [tenant_id, after, limit]).fetchall()
+    return [ChangeEntry(row[0], row[1], row[2], row[3], row[4], str(row[5]), str(row[6]) if row[6] else None,
+                        row[7], row[8]) for row in rows]
