@@ -142,6 +142,13 @@ def cmd_retention_purge(args: argparse.Namespace) -> int:
 _TENANT_COLUMNS = ("slug", "display_name", "status", "provisioning_channel", "sso_provider", "domains")
 
 
+def _routes(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The routing rules to set: none given leaves them, --clear-routes empties them."""
+    if getattr(args, "clear_routes", False):
+        return ()
+    return tuple(args.route) if getattr(args, "route", None) else None
+
+
 def _tenant_changes(args: argparse.Namespace) -> Any:
     from shared.tenants.registry import TenantChanges
 
@@ -150,8 +157,7 @@ def _tenant_changes(args: argparse.Namespace) -> Any:
         sso_provider=args.sso_provider, entra_tenant_id=args.entra_tenant_id, entra_client_id=args.entra_client_id,
         teams_tenant_id=args.teams_tenant_id, provisioning_channel=args.provisioning,
         add_domains=tuple(args.domain or ()), remove_domains=tuple(getattr(args, "remove_domain", None) or ()),
-        routes=(() if getattr(args, "clear_routes", False) else tuple(args.route)) if (
-            getattr(args, "route", None) or getattr(args, "clear_routes", False)) else None,
+        routes=_routes(args),
         default_app=getattr(args, "default_app", None),
         hrms=json.loads(args.hrms) if getattr(args, "hrms", None) else None,
     )

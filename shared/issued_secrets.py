@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 
 ADMIN_KEY_PREFIX = "eca_"
 SCIM_TOKEN_PREFIX = "ecs_"  # noqa: S105 - prefixes make issued secrets recognisable
@@ -24,6 +25,23 @@ class IssuedSecret:
     value: str
     hash: str
     hint: str
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """What listings show of an issued credential: never its value."""
+
+    id: str
+    name: str
+    hint: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: value.isoformat() if isinstance(value, datetime) else value
+                for name, value in asdict(self).items()}
 
 
 def secret_hash(value: str) -> str:

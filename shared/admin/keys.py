@@ -10,11 +10,10 @@ Contract (tests/admin/test_keys.py):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 
-from shared.issued_secrets import ADMIN_KEY_PREFIX, issue_secret, secret_hash
+from shared.issued_secrets import ADMIN_KEY_PREFIX, IssuedCredential, issue_secret, secret_hash
 from shared.tenants.models import InvalidValue, Tenant, TenantNotFound, parse_slug
 from shared.tenants.registry import get_tenant
 
@@ -51,21 +50,15 @@ class AdminPrincipal:
 
 
 @dataclass(frozen=True)
-class AdminKey:
-    id: str
-    name: str
-    scope: str
-    hint: str
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+class AdminKey(IssuedCredential):
+    scope: str = OPERATOR
 
-    def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "name": self.name, "scope": self.scope, "hint": self.hint,
-                "created_at": self.created_at.isoformat(), "created_by": self.created_by,
-                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-                "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None}
+
+_KEY_COLUMNS = "id, name, hint, created_at, created_by, revoked_at, last_used_at, scope"
+
+
+def _key(row: tuple) -> AdminKey:
+    return AdminKey(str(row[0]), *row[1:])
 
 
 def parse_scope(conn: psycopg.Connection, scope: str) -> tuple[str, str | None]:
@@ -91,24 +84,22 @@ def create_admin_key(conn: psycopg.Connection, scope: str, name: str, *, created
     row = conn.execute(
         "INSERT INTO admin_keys (name, scope, tenant_id, key_hash, hint, created_by) VALUES (%s, %s, %s, %s, %s, %s)"
         " RETURNING id, created_at", [name.strip(), scope, tenant_id, issued.hash, issued.hint, created_by]).fetchone()
-    key = AdminKey(str(row[0]), name.strip(), scope, issued.hint, row[1], created_by, None, None)
+    key = AdminKey(str(row[0]), name.strip(), issued.hint, row[1], created_by, None, None, scope)
     return key, issued.value
 
 
 def list_admin_keys(conn: psycopg.Connection) -> list[AdminKey]:
-    rows = conn.execute(
-        "SELECT id, name, scope, hint, created_at, created_by, revoked_at, last_used_at FROM admin_keys"
-        " ORDER BY created_at").fetchall()
-    return [AdminKey(str(row[0]), *row[1:]) for row in rows]
+    rows = conn.execute(f"SELECT {_KEY_COLUMNS} FROM admin_keys ORDER BY created_at").fetchall()  # noqa: S608
+    return [_key(row) for row in rows]
 
 
 def revoke_admin_key(conn: psycopg.Connection, key_id: str) -> AdminKey:
     row = conn.execute(
-        "UPDATE admin_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id::text = %s"
-        " RETURNING id, name, scope, hint, created_at, created_by, revoked_at, last_used_at", [key_id]).fetchone()
+        f"UPDATE admin_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id::text = %s"  # noqa: S608
+        f" RETURNING {_KEY_COLUMNS}", [key_id]).fetchone()
     if row is None:
         raise AdminKeyNotFound(f"no admin key {key_id!r}")
-    return AdminKey(str(row[0]), *row[1:])
+    return _key(row)
 
 
 def authenticate(conn: psycopg.Connection, presented: str | None) -> AdminPrincipal | None:

@@ -9,13 +9,10 @@ Contract (tests/scim/test_tokens.py):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import psycopg
 
 from shared import db
-from shared.issued_secrets import SCIM_TOKEN_PREFIX, issue_secret, secret_hash
+from shared.issued_secrets import SCIM_TOKEN_PREFIX, IssuedCredential, issue_secret, secret_hash
 from shared.tenants.models import InvalidValue, Tenant
 
 
@@ -23,21 +20,7 @@ class ScimTokenNotFound(LookupError):
     pass
 
 
-@dataclass(frozen=True)
-class ScimToken:
-    id: str
-    name: str
-    hint: str
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "name": self.name, "hint": self.hint, "created_at": self.created_at.isoformat(),
-                "created_by": self.created_by, "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-                "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None}
-
+ScimToken = IssuedCredential
 
 _COLUMNS = "id, name, hint, created_at, created_by, revoked_at, last_used_at"
 

@@ -11,6 +11,8 @@ from shared.tenants.registry import (
     TenantChanges,
     create_tenant,
     find_tenant_by_domain,
+    find_tenant_by_teams_tenant,
+    find_tenant_by_workos_organization,
     get_tenant,
     set_status,
     update_tenant,
@@ -112,3 +114,12 @@ def test_a_tenant_is_suspended_not_deleted(database):
 def test_an_unknown_tenant_is_named(database):
     with pytest.raises(TenantNotFound, match="no tenant 'nope'"), db.transaction() as conn:
         get_tenant(conn, "nope")
+
+
+def test_a_tenant_is_found_by_its_workos_organization_and_teams_tenant(database):
+    _create("acme", workos_organization_id="org_1", teams_tenant_id="11111111-2222-3333-4444-555555555555")
+    with db.transaction() as conn:
+        assert find_tenant_by_workos_organization(conn, "org_1").slug == "acme"
+        assert find_tenant_by_teams_tenant(conn, "11111111-2222-3333-4444-555555555555").slug == "acme"
+        assert find_tenant_by_workos_organization(conn, "org_2") is None
+        assert find_tenant_by_domain(conn, "unknown.example") is None
