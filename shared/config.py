@@ -242,6 +242,14 @@ KEY_VAULT_URL = _declare(
 SECRET_CACHE_SECONDS = _declare(
     "SECRET_CACHE_SECONDS", _non_negative_int, "how long a resolved secret is kept in memory", default="300")
 
+# Public address and SCIM.
+PUBLIC_BASE_URL = _declare(
+    "PUBLIC_BASE_URL", _https_or_loopback_url, "the app's public origin (the custom domain given to customers); "
+    "empty: the host of each request")
+SCIM_CURSOR_SECRET = _declare(
+    "SCIM_CURSOR_SECRET", _text, "secret that seals SCIM cursors (RFC 9865), the same on every instance",
+    secret=True)
+
 # Retention (the timer's schedule is resolved by the host from %RETENTION_SCHEDULE%).
 RETENTION_SCHEDULE = _declare(
     "RETENTION_SCHEDULE", _text, "NCRONTAB schedule of the retention timer (seconds first, UTC)",
@@ -395,6 +403,14 @@ def outbound_allowed_local_hosts() -> frozenset[str]:
 
 def key_vault_url() -> str | None:
     return KEY_VAULT_URL.optional()
+
+
+def public_base_url() -> str | None:
+    return PUBLIC_BASE_URL.optional()
+
+
+def scim_cursor_secret() -> str:
+    return SCIM_CURSOR_SECRET.required()
 
 
 def admin_audit_retention_days() -> int:

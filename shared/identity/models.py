@@ -56,7 +56,9 @@ class PersonClaims:
 
     channel: Channel
     issuer: str
-    external_id: str
+    # None for a resource that has no identity yet and takes the id of the user it lands on (a SCIM
+    # POST: SCIM's identity is the resource id, which is the user id).
+    external_id: str | None
     email: str | None = None
     given_name: str | None = None
     family_name: str | None = None

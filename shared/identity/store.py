@@ -5,7 +5,8 @@ memberships only through this module, which applies these rules (each has a test
 in tests/identity/test_rules.py):
 
 1. identity_first: a person a channel asserts is the user already linked to the same channel,
-   issuer and external id, whatever that user's status.
+   issuer and external id, whatever that user's status. (SCIM's identity is the resource id, which is
+   the user id: a POST has none yet, goes on to rules 2-5, and the user it lands on lends its id.)
 2. then_entra_object_id: otherwise, the live user of the tenant with the same Entra object id (the
    IdP's immutable id, known to SCIM from Entra, Directory Sync and Entra sign-in alike).
 3. then_verified_email: otherwise, the live user of the tenant whose primary email is the same
@@ -110,6 +111,8 @@ def _clean(value: str | None) -> str | None:
 
 
 def _by_identity(conn: psycopg.Connection, tenant_id: str, claims: PersonClaims) -> User | None:
+    if claims.external_id is None:
+        return None
     return _one_user(
         conn,
         "id = (SELECT user_id FROM user_identities WHERE tenant_id = %s AND channel = %s AND issuer = %s"
@@ -133,7 +136,8 @@ def _by_email(conn: psycopg.Connection, tenant_id: str, email: str, *, include_t
 
 def _has_other_identity(conn: psycopg.Connection, user: User, claims: PersonClaims) -> bool:
     return conn.execute(
-        "SELECT 1 FROM user_identities WHERE user_id = %s AND channel = %s AND issuer = %s AND external_id <> %s",
+        "SELECT 1 FROM user_identities WHERE user_id = %s AND channel = %s AND issuer = %s"
+        " AND external_id IS DISTINCT FROM %s",
         [user.id, claims.channel.value, claims.issuer, claims.external_id]).fetchone() is not None
 
 
@@ -192,12 +196,13 @@ def _claimed_values(claims: PersonClaims) -> dict[str, Any]:
 
 def _link_identity(conn: psycopg.Connection, tenant_id: str, user_id: str, claims: PersonClaims) -> bool:
     """Link (or refresh) the identity; returns whether it is new."""
+    external_id = user_id if claims.external_id is None else claims.external_id
     row = conn.execute(
         "INSERT INTO user_identities (tenant_id, user_id, channel, issuer, external_id, email)"
         " VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (tenant_id, channel, issuer, external_id)"
         " DO UPDATE SET email = EXCLUDED.email, last_seen_at = now() RETURNING (xmax = 0)",
-        [tenant_id, user_id, claims.channel.value, claims.issuer, claims.external_id, _clean(claims.email)],
+        [tenant_id, user_id, claims.channel.value, claims.issuer, external_id, _clean(claims.email)],
     ).fetchone()
     return bool(row[0])
 
@@ -387,9 +392,10 @@ def get_group(conn: psycopg.Connection, tenant: Tenant, group_id: str) -> Group:
 
 def upsert_group(
     conn: psycopg.Connection, tenant: Tenant, channel: Channel, issuer: str, external_id: str, display_name: str,
-    actor: Actor,
+    actor: Actor, *, new_group_id: str | None = None,
 ) -> tuple[Group, Outcome]:
-    """Create the group with this key, or rename it; a tombstoned group raises GroupDeleted."""
+    """Create the group with this key (with ``new_group_id`` as its id when given), or rename it; a
+    tombstoned group raises GroupDeleted."""
     _require_authoritative(tenant, channel, "manage groups")
     db.use_tenant(conn, tenant.id)
     display_name = display_name.strip()
@@ -398,9 +404,9 @@ def upsert_group(
         " AND external_id = %s FOR UPDATE", [tenant.id, channel.value, issuer, external_id]).fetchone()
     if row is None:
         row = conn.cursor(row_factory=dict_row).execute(
-            f"INSERT INTO groups (tenant_id, channel, issuer, external_id, display_name)"  # noqa: S608
-            f" VALUES (%s, %s, %s, %s, %s) RETURNING {_GROUP_COLUMNS}",
-            [tenant.id, channel.value, issuer, external_id, display_name]).fetchone()
+            f"INSERT INTO groups (id, tenant_id, channel, issuer, external_id, display_name)"  # noqa: S608
+            f" VALUES (coalesce(%s::uuid, gen_random_uuid()), %s, %s, %s, %s, %s) RETURNING {_GROUP_COLUMNS}",
+            [new_group_id, tenant.id, channel.value, issuer, external_id, display_name]).fetchone()
         group = _group(row)
         append_changes(conn, tenant.id, actor, [Change("group", group.id, "created", {"display_name": display_name})])
         return group, Outcome.CREATED
