@@ -8,6 +8,8 @@
 - Tolerance (``POLICY``), for what Entra ID and Okta really send: unknown attributes are dropped
   (never echoed), a PATCH ``remove`` may carry the values to remove, and a filtered PATCH path
   that matches no entry creates it.
+- A group member's ``display`` is read-only (RFC 7643 §2.4) and not kept: members are ``value``,
+  ``type`` and ``$ref``.
 - PATCH answers 200 with the resource (Okta, Entra user samples and scim-sanity expect it), not
   the 204 the library answers by default.
 """
@@ -103,10 +105,24 @@ def _config() -> ServiceProviderConfig:
     )
 
 
+def _with_read_only_member_display(schema: Schema) -> Schema:
+    """Group members' display is read-only, as RFC 7643 §2.4 has it: what a client sends is not kept."""
+    if schema.id != GROUP_SCHEMA:
+        return schema
+    document = schema.model_dump()
+    for attribute in document["attributes"]:
+        if attribute["name"] == "members":
+            for sub_attribute in attribute["subAttributes"]:
+                if sub_attribute["name"] == "display":
+                    sub_attribute["mutability"] = "readOnly"
+    return Schema.model_validate(document)
+
+
 @cache
 def scim_provider() -> ScimProvider:
     """The schemas, resource types, configuration and policy of the service (built once)."""
-    schemas = [*load_default_schemas().values(), Schema.model_validate(_IDENTITY_EXTENSION)]
+    schemas = [*(_with_read_only_member_display(schema) for schema in load_default_schemas().values()),
+               Schema.model_validate(_IDENTITY_EXTENSION)]
     resource_types = []
     for resource_type in load_default_resource_types().values():
         if resource_type.id == "User":

@@ -198,11 +198,8 @@ class FilterCompiler(FilterVisitor[str]):
 
     def _members_entries(self) -> str:
         return (
-            "(SELECT jsonb_build_object('value', m.user_id::text, 'type', 'User', '$ref', 'Users/' || m.user_id,"
-            " 'display', coalesce(mu.display_name, msu.user_name)) AS entry"
-            " FROM group_memberships m JOIN users mu ON mu.id = m.user_id"
-            " LEFT JOIN scim_users msu ON msu.user_id = m.user_id"
-            f" WHERE m.group_id = {GROUPS.column('group_id')})"
+            "(SELECT jsonb_build_object('value', m.user_id::text, 'type', 'User', '$ref', 'Users/' || m.user_id)"
+            f" AS entry FROM group_memberships m WHERE m.group_id = {GROUPS.column('group_id')})"
         )
 
     def _entries(self, binding: AttributeBinding) -> str:

@@ -132,14 +132,10 @@ class PostgresScimStorage(ScimStorage):
         if not group_ids:
             return members
         rows = self.conn.execute(
-            "SELECT m.group_id, m.user_id, coalesce(u.display_name, su.user_name) FROM group_memberships m"
-            " JOIN users u ON u.id = m.user_id LEFT JOIN scim_users su ON su.user_id = m.user_id"
-            " WHERE m.group_id = ANY(%s) ORDER BY m.group_id, m.created_at, m.user_id", [group_ids]).fetchall()
-        for group_id, user_id, display in rows:
-            member = {"value": str(user_id), "type": "User", "$ref": f"Users/{user_id}"}
-            if display:
-                member["display"] = display
-            members[group_id].append(member)
+            "SELECT group_id, user_id FROM group_memberships WHERE group_id = ANY(%s)"
+            " ORDER BY group_id, created_at, user_id", [group_ids]).fetchall()
+        for group_id, user_id in rows:
+            members[group_id].append({"value": str(user_id), "type": "User", "$ref": f"Users/{user_id}"})
         return members
 
     def _resource(self, table: Table, row: dict[str, Any], members: list[dict[str, Any]] | None) -> Resource[Any]:
@@ -326,7 +322,8 @@ class PostgresScimStorage(ScimStorage):
             channel=Channel.SCIM, issuer=SCIM_ISSUER, external_id=external_id, email=email,
             given_name=name.given_name if name else None, family_name=name.family_name if name else None,
             display_name=resource.display_name or (name.formatted if name else None),
-            entra_object_id=self._entra_object_id(resource), role_slugs=roles, active=resource.active,
+            # The document is the truth: a user is inactive exactly when it says active=false.
+            entra_object_id=self._entra_object_id(resource), role_slugs=roles, active=resource.active is not False,
         )
 
     def _entra_object_id(self, resource: Any) -> str | None:
