@@ -33,7 +33,7 @@ def test_scim2_tester_finds_every_check_successful(scim_endpoint):
     from scim2_tester import check_server
     from scim2_tester.utils import Status
 
-    url, token, host = scim_endpoint
+    url, token, _host = scim_endpoint
     with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         results = check_server(SyncSCIMClient(http))
     failures = [(result.title, result.status, result.reason) for result in results
