@@ -14,9 +14,11 @@ ADMIN = "{area:regex(^admin$)}"
 def _serve(req: func.HttpRequest, action: str, handler_name: str) -> func.HttpResponse:
     from shared.admin import api
 
+    # Route values win over query parameters of the same name.
+    params = {**dict(req.params), **dict(req.route_params)}
     response = api.handle(
         action, getattr(api, handler_name), authorization=req.headers.get("Authorization"),
-        source=api.client_address(req.headers.get("X-Forwarded-For")), params=dict(req.route_params))
+        source=api.client_address(req.headers.get("X-Forwarded-For")), params=params)
     return json_response(response.body, status=response.status, headers=response.headers)
 
 
@@ -28,3 +30,13 @@ def admin_list_tenants(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=f"{ADMIN}/tenants/{{slug}}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def admin_show_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "tenants.show", "show_tenant")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/users", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_list_users(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "users.list", "list_users")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/users/{{user_id}}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_show_user(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "users.show", "show_user")

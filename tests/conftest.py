@@ -11,6 +11,8 @@ import pytest
 from local.azurite import free_port, start_azurite
 from local.postgres import create_database, drop_database, start_embedded_postgres
 from shared import config, db, managed_identity, queues
+from shared.scim.tokens import create_scim_token
+from tests.scim_client import ScimClient
 from tests.stack import unique
 
 # Read before any test changes the environment: an outside server and account, when given.
@@ -128,3 +130,25 @@ def make_tenant(database):
                 add_domains=domains if domains is not None else (f"{slug}.example",), **fields))
 
     return make
+
+
+@pytest.fixture
+def cursor_secret(monkeypatch):
+    monkeypatch.setenv("SCIM_CURSOR_SECRET", "test-cursor-secret")
+
+
+@pytest.fixture
+def scim_tenant(make_tenant, cursor_secret):
+    def make(slug: str = "acme", **fields):
+        fields.setdefault("domains", (f"{slug}.com",))
+        tenant = make_tenant(slug, **fields)
+        with db.transaction() as conn:
+            _, token = create_scim_token(conn, tenant, "test", created_by="test")
+        return ScimClient(slug, token)
+
+    return make
+
+
+@pytest.fixture
+def scim(scim_tenant):
+    return scim_tenant()

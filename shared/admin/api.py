@@ -64,7 +64,7 @@ def handle(action: str, handler: Handler, *, authorization: str | None, source: 
            params: dict[str, str] | None = None) -> AdminResponse:
     """Authenticate, run the handler, audit; every failure becomes a status and a clear body."""
     params = params or {}
-    target = params.get("slug")
+    target = "/".join(params[name] for name in ("slug", "user_id") if params.get(name)) or None
     try:
         with db.transaction() as conn:
             principal = keys.authenticate(conn, bearer_token(authorization))
@@ -104,3 +104,73 @@ def list_tenants(conn: psycopg.Connection, principal: AdminPrincipal, params: di
 def show_tenant(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
     tenant = _visible_tenant(conn, principal, params["slug"])
     return {**tenant.as_dict(), "apps": [app.as_dict() for app in apps.list_apps(conn, tenant)]}
+
+
+MAX_USERS_PAGE = 200
+
+
+def _choice(params: dict[str, str], name: str, kind: type) -> Any:
+    value = params.get(name) or None
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise AdminRefusal(400, "invalid_parameter", f"{name} must be one of {choices}") from None
+
+
+def _limit(params: dict[str, str]) -> int:
+    raw = params.get("limit") or "50"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_USERS_PAGE:
+        raise AdminRefusal(400, "invalid_parameter", f"limit must be a whole number from 1 to {MAX_USERS_PAGE}")
+    return int(raw)
+
+
+def _uuid_parameter(params: dict[str, str], name: str) -> str | None:
+    import uuid
+
+    value = params.get(name) or None
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise AdminRefusal(400, "invalid_parameter", f"{name} must be a user id") from None
+
+
+def list_users(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    """Users of a tenant: search (q) by email or name, filter by status and channel, paged by id."""
+    from shared.identity import store
+    from shared.identity.models import Channel, UserStatus
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    limit = _limit(params)
+    users = store.search_users(
+        conn, tenant, text=params.get("q") or None, status=_choice(params, "status", UserStatus),
+        channel=_choice(params, "channel", Channel), after_id=_uuid_parameter(params, "after"), limit=limit)
+    return {"users": [user.as_dict() for user in users],
+            "next_after": users[-1].id if len(users) == limit else None}
+
+
+def show_user(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    """One user with its identities, groups, roles, status and last change."""
+    from shared.identity import store
+    from shared.identity.changelog import last_change_about
+    from shared.identity.models import UserNotFound
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    user_id = _uuid_parameter(params, "user_id")
+    try:
+        user = store.get_user(conn, tenant, user_id or "")
+    except UserNotFound:
+        raise AdminRefusal(404, "not_found", f"no user {params['user_id']!r} in tenant {tenant.slug!r}") from None
+    last = last_change_about(conn, tenant.id, user.id)
+    return {
+        **user.as_dict(),
+        "identities": [{**row, "created_at": row["created_at"].isoformat(),
+                        "last_seen_at": row["last_seen_at"].isoformat()}
+                       for row in store.user_identities(conn, tenant, user.id)],
+        "groups": store.user_group_names(conn, tenant, user.id),
+        "last_change": last.as_dict() if last else None,
+    }

@@ -75,6 +75,17 @@ def append_changes(conn: psycopg.Connection, tenant_id: str, actor: Actor, chang
     return list(range(first, last + 1))
 
 
+def last_change_about(conn: psycopg.Connection, tenant_id: str, entity_id: str) -> ChangeEntry | None:
+    """The latest entry about an entity (as the entity, or as the member of a membership)."""
+    rows = conn.execute(
+        "(SELECT seq FROM change_log WHERE tenant_id = %(tenant)s AND entity_id = %(entity)s ORDER BY seq DESC LIMIT 1)"
+        " UNION ALL (SELECT seq FROM change_log WHERE tenant_id = %(tenant)s AND related_id = %(entity)s"
+        " ORDER BY seq DESC LIMIT 1) ORDER BY seq DESC LIMIT 1", {"tenant": tenant_id, "entity": entity_id}).fetchall()
+    if not rows:
+        return None
+    return changes_after(conn, tenant_id, rows[0][0] - 1, limit=1)[0]
+
+
 def changes_after(conn: psycopg.Connection, tenant_id: str, after: int, *, limit: int = 500) -> list[ChangeEntry]:
     """The entries after sequence number ``after``, in order, at most ``limit``."""
     rows = conn.execute(

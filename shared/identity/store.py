@@ -363,6 +363,34 @@ def list_users(
     return [_user(row) for row in rows]
 
 
+def search_users(
+    conn: psycopg.Connection, tenant: Tenant, *, text: str | None = None, status: UserStatus | None = None,
+    channel: Channel | None = None, after_id: str | None = None, limit: int = 50,
+) -> list[User]:
+    """Users whose email or names contain ``text`` (case-insensitively), in id order, a page at a time."""
+    db.use_tenant(conn, tenant.id)
+    pattern = None if not text else "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {_USER_COLUMNS} FROM users u WHERE tenant_id = %(tenant)s"  # noqa: S608
+        " AND (%(pattern)s::text IS NULL OR primary_email ILIKE %(pattern)s OR display_name ILIKE %(pattern)s"
+        "      OR given_name ILIKE %(pattern)s OR family_name ILIKE %(pattern)s"
+        "      OR (coalesce(given_name, '') || ' ' || coalesce(family_name, '')) ILIKE %(pattern)s)"
+        " AND (%(status)s::text IS NULL OR status = %(status)s)"
+        " AND (%(channel)s::text IS NULL OR EXISTS (SELECT 1 FROM user_identities i WHERE i.user_id = u.id"
+        "      AND i.channel = %(channel)s))"
+        " AND (%(after)s::uuid IS NULL OR id > %(after)s::uuid) ORDER BY id LIMIT %(limit)s",
+        {"tenant": tenant.id, "pattern": pattern, "status": status, "channel": channel, "after": after_id,
+         "limit": limit}).fetchall()
+    return [_user(row) for row in rows]
+
+
+def user_group_names(conn: psycopg.Connection, tenant: Tenant, user_id: str) -> list[dict[str, str]]:
+    db.use_tenant(conn, tenant.id)
+    return conn.cursor(row_factory=dict_row).execute(
+        "SELECT g.id::text AS id, g.display_name, g.channel FROM group_memberships m JOIN groups g ON g.id = m.group_id"
+        " WHERE m.tenant_id = %s AND m.user_id = %s ORDER BY g.display_name", [tenant.id, user_id]).fetchall()
+
+
 def user_identities(conn: psycopg.Connection, tenant: Tenant, user_id: str) -> list[dict[str, Any]]:
     db.use_tenant(conn, tenant.id)
     return conn.cursor(row_factory=dict_row).execute(

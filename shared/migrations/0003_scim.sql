@@ -68,6 +68,10 @@ CREATE INDEX scim_groups_tenant_order ON scim_groups (tenant_id, group_id);
 GRANT SELECT, INSERT, UPDATE, DELETE ON scim_groups TO ec_app;
 
 
+-- The admin dashboard shows a user's last change.
+CREATE INDEX change_log_entity ON change_log (tenant_id, entity_id, seq);
+CREATE INDEX change_log_related ON change_log (tenant_id, related_id, seq) WHERE related_id IS NOT NULL;
+
 DO $$
 DECLARE
     tenant_table text;

@@ -85,3 +85,57 @@ def test_a_key_scope_must_name_an_existing_tenant(tenants):
     for scope in ("tenant:nope", "tenant:", "root", "tenant:Acme"):
         with pytest.raises(InvalidValue), db.transaction() as conn:
             keys.create_admin_key(conn, scope, "x", created_by="test")
+
+
+@pytest.fixture
+def people(tenants):
+    from shared.identity import store
+    from shared.identity.models import Actor, ActorKind, Channel, PersonClaims
+
+    acme, beta = tenants
+    actor = Actor(ActorKind.SYSTEM, "test")
+    with db.transaction() as conn:
+        ann = store.sync_person(conn, acme, PersonClaims(Channel.SCIM, "scim", "a", email="ann@acme.example",
+                                                         given_name="Ann", family_name="Berg"), actor).user
+        store.sync_person(conn, acme, PersonClaims(Channel.SCIM, "scim", "b", email="bo@acme.example",
+                                                   given_name="Bo", active=False), actor)
+        group, _ = store.upsert_group(conn, acme, Channel.SCIM, "scim", "g", "Sales", actor)
+        store.add_members(conn, acme, group.id, [ann.id], Channel.SCIM, actor)
+        store.sync_person(conn, beta, PersonClaims(Channel.SCIM, "scim", "c", email="cy@beta.example"), actor)
+    return ann
+
+
+def test_users_are_searched_by_email_or_name_and_filtered(people):
+    key = _key("tenant:acme")
+    found = _call("users.list", api.list_users, key, slug="acme", q="BERG")
+    assert [user["primary_email"] for user in found.body["users"]] == ["ann@acme.example"]
+    inactive = _call("users.list", api.list_users, key, slug="acme", status="inactive")
+    assert [user["primary_email"] for user in inactive.body["users"]] == ["bo@acme.example"]
+    by_channel = _call("users.list", api.list_users, key, slug="acme", channel="workos")
+    assert by_channel.body["users"] == []
+    first = _call("users.list", api.list_users, key, slug="acme", limit="1")
+    second = _call("users.list", api.list_users, key, slug="acme", limit="1", after=first.body["next_after"])
+    assert {first.body["users"][0]["id"], second.body["users"][0]["id"]} != {None}
+    assert first.body["users"][0]["id"] != second.body["users"][0]["id"]
+
+
+def test_a_user_is_shown_with_identities_groups_and_last_change(people):
+    shown = _call("users.show", api.show_user, _key("tenant:acme"), slug="acme", user_id=people.id)
+    assert shown.status == 200
+    assert [identity["channel"] for identity in shown.body["identities"]] == ["scim"]
+    assert [group["display_name"] for group in shown.body["groups"]] == ["Sales"]
+    assert (shown.body["last_change"]["entity"], shown.body["last_change"]["action"]) == ("membership", "added")
+
+
+def test_a_tenant_key_cannot_see_another_tenants_users(people):
+    key = _key("tenant:beta")
+    assert _call("users.list", api.list_users, key, slug="acme").status == 404
+    assert _call("users.show", api.show_user, key, slug="acme", user_id=people.id).status == 404
+    assert _call("users.show", api.show_user, key, slug="beta", user_id=people.id).status == 404
+
+
+@pytest.mark.parametrize("params", [{"status": "gone"}, {"channel": "csv"}, {"limit": "0"}, {"limit": "x"},
+                                    {"after": "not-an-id"}])
+def test_bad_user_list_parameters_get_400(people, params):
+    answer = _call("users.list", api.list_users, _key("operator"), slug="acme", **params)
+    assert (answer.status, answer.body["error"]) == (400, "invalid_parameter")

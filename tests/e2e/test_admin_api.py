@@ -46,3 +46,28 @@ def test_no_key_gets_401_with_a_bearer_challenge(host):
     response = host.get("/api/admin/tenants")
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_user_management_and_the_change_log_over_http(host):
+    import base64
+
+    from shared.identity import store
+    from shared.identity.models import Actor, ActorKind, Channel, PersonClaims
+    from shared.tenants.apps import AppSpec, add_app, create_app_secret
+    from shared.tenants.registry import get_tenant
+
+    with db.transaction() as conn:
+        acme = get_tenant(conn, "acme")
+        ann = store.sync_person(conn, acme, PersonClaims(Channel.SCIM, "scim", None, email="ann@acme.example"),
+                                Actor(ActorKind.SYSTEM, "e2e")).user
+        add_app(conn, acme, "coach", AppSpec(kind="instance", base_url="https://acme.coach.example"))
+        app, _, secret = create_app_secret(conn, acme, "coach", created_by="e2e")
+    listed = host.get("/api/admin/tenants/acme/users", params={"q": "ann"}, headers=_key("tenant:acme")).json()
+    assert [user["id"] for user in listed["users"]] == [ann.id]
+    shown = host.get(f"/api/admin/tenants/acme/users/{ann.id}", headers=_key("operator")).json()
+    assert shown["identities"][0]["channel"] == "scim"
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{app.client_id}:{secret}".encode()).decode()}
+    log = host.get("/api/context/acme/changes", params={"after": "0"}, headers=basic)
+    assert log.status_code == 200
+    assert [change["action"] for change in log.json()["changes"]] == ["created"]
+    assert host.get("/api/context/beta/changes", headers=basic).status_code == 401

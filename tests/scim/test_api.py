@@ -15,7 +15,7 @@ from shared.scim.provider import MAX_PAYLOAD_BYTES
 from shared.scim.tokens import revoke_scim_token
 from shared.tenants.models import TenantStatus
 from shared.tenants.registry import TenantChanges, get_tenant, set_status, update_tenant
-from tests.scim.conftest import GROUP_SCHEMA, USER_SCHEMA, ScimClient
+from tests.scim_client import GROUP_SCHEMA, USER_SCHEMA, ScimClient
 
 BULK_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 

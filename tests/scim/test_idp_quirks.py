@@ -11,7 +11,7 @@ from shared import db
 from shared.identity import store
 from shared.identity.models import UserStatus
 from shared.tenants.registry import get_tenant
-from tests.scim.conftest import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA
+from tests.scim_client import ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA
 
 MS_GROUP_URN = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 

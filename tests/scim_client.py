@@ -1,4 +1,4 @@
-"""A SCIM tenant with a token, and a client that calls the SCIM request handler as the function does."""
+"""A client that calls the SCIM request handler as the SCIM function does."""
 
 from __future__ import annotations
 
@@ -6,11 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from shared import db
 from shared.scim.api import ScimCall, handle_scim
-from shared.scim.tokens import create_scim_token
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -52,25 +48,3 @@ class ScimClient:
 
     def patch(self, path: str, *operations: dict[str, Any], **options: Any) -> Answer:
         return self.call("PATCH", path, {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}, **options)
-
-
-@pytest.fixture
-def cursor_secret(monkeypatch):
-    monkeypatch.setenv("SCIM_CURSOR_SECRET", "test-cursor-secret")
-
-
-@pytest.fixture
-def scim_tenant(make_tenant, cursor_secret):
-    def make(slug: str = "acme", **fields: Any) -> ScimClient:
-        fields.setdefault("domains", (f"{slug}.com",))
-        tenant = make_tenant(slug, **fields)
-        with db.transaction() as conn:
-            _, token = create_scim_token(conn, tenant, "test", created_by="test")
-        return ScimClient(slug, token)
-
-    return make
-
-
-@pytest.fixture
-def scim(scim_tenant) -> ScimClient:
-    return scim_tenant()

@@ -1,0 +1,15 @@
+"""/api/context/{tenant}/...: what tenant apps read about their users (app credentials)."""
+
+import azure.functions as func
+
+from functions.http import json_response
+
+bp = func.Blueprint()
+
+
+@bp.route(route="context/{tenant}/changes", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def context_changes(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.context.api import changes
+
+    response = changes(req.route_params["tenant"], req.headers.get("Authorization"), dict(req.params))
+    return json_response(response.body, status=response.status, headers=response.headers)
