@@ -11,6 +11,8 @@ Contract (tests/shared/test_db.py):
   password (azure-identity caches tokens until shortly before expiry);
 - the first use in a process checks that every migration this code ships is applied, and raises
   ``SchemaNotCurrent`` naming the pending ones (and how to apply them) when not;
+- a transaction costs one round trip to begin (``BEGIN`` and its settings go together) and one to
+  commit; nested ``conn.transaction()`` blocks are savepoints;
 - ``transaction()`` commits when its block ends, rolls back when it raises, and works as role
   ``ec_app``: row-level security shows it the rows of the tenant it was given
   (``current_setting('app.tenant_id')``), none of any tenant when it was given none, and every
@@ -21,6 +23,7 @@ Contract (tests/shared/test_db.py):
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -32,9 +35,13 @@ if TYPE_CHECKING:
     import psycopg
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+log = logging.getLogger(__name__)
+
 POSTGRES_TOKEN_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"  # noqa: S105 - a scope
 APPLICATION_NAME = "enterprise-connections"
 # Serverless instances come and go: keep no idle connection for long, open none ahead of need.
+# Connections are not checked on checkout (a round trip per transaction): idle ones are closed
+# after POOL_MAX_IDLE_SECONDS, and a connection that breaks is discarded when it is returned.
 POOL_MIN_SIZE = 0
 POOL_MAX_IDLE_SECONDS = 120.0
 
@@ -42,9 +49,12 @@ POOL_MAX_IDLE_SECONDS = 120.0
 # subject to row-level security whatever role the connection logged in as.
 APP_ROLE = "ec_app"
 _BEGIN = (
-    "SELECT set_config('app.tenant_id', %s, true), set_config('app.all_tenants', %s, true),"
+    "SELECT set_config('app.tenant_id', {tenant}, true), set_config('app.all_tenants', %s, true),"
     " set_config('statement_timeout', %s, true), set_config('role', %s, true)"
 )
+_BEGIN_FOR_TENANT_ID = _BEGIN.format(tenant="%s")
+# A request that names its tenant by slug is scoped in the same round trip (tenants has no RLS).
+_BEGIN_FOR_TENANT_SLUG = _BEGIN.format(tenant="coalesce((SELECT id::text FROM tenants WHERE slug = %s), '')")
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -61,6 +71,8 @@ def connection_kwargs() -> dict[str, Any]:
     """Keyword arguments for a new physical connection (the Entra token is fetched here)."""
     settings = config.database()
     kwargs: dict[str, Any] = {
+        # transaction() sends BEGIN itself, with the transaction's settings, in one round trip.
+        "autocommit": True,
         "prepare_threshold": None,
         "application_name": APPLICATION_NAME,
         "connect_timeout": 5,
@@ -92,7 +104,6 @@ def sync_pool() -> ConnectionPool:
                 max_size=settings.pool_max_size,
                 timeout=settings.pool_timeout_seconds,
                 max_idle=POOL_MAX_IDLE_SECONDS,
-                check=ConnectionPool.check_connection,
                 name="sync",
                 open=False,
             )
@@ -115,7 +126,6 @@ async def async_pool() -> AsyncConnectionPool:
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout_seconds,
             max_idle=POOL_MAX_IDLE_SECONDS,
-            check=AsyncConnectionPool.check_connection,
             name="async",
             open=False,
         )
@@ -157,34 +167,71 @@ def _record_schema_check(applied: dict[str, str]) -> None:
     _schema_checked = True
 
 
-def _begin_arguments(tenant_id: object | None, all_tenants: bool) -> tuple[str, str, str, str]:
-    if tenant_id is not None and all_tenants:
+def _begin(tenant_id: object | None, tenant_slug: str | None, all_tenants: bool) -> tuple[str, tuple[str, ...]]:
+    if sum((tenant_id is not None, tenant_slug is not None, all_tenants)) > 1:
         raise ValueError("a transaction is scoped to one tenant or to all of them, not both")
     timeout = config.database().statement_timeout_ms
-    return ("" if tenant_id is None else str(tenant_id), "on" if all_tenants else "", f"{timeout}ms", APP_ROLE)
+    rest = ("on" if all_tenants else "", f"{timeout}ms", APP_ROLE)
+    if tenant_slug is not None:
+        return _BEGIN_FOR_TENANT_SLUG, (tenant_slug, *rest)
+    return _BEGIN_FOR_TENANT_ID, ("" if tenant_id is None else str(tenant_id), *rest)
+
+
+# The scope a transaction is in, kept on its connection so that scoping again to the same tenant
+# costs no round trip. transaction() sets it at BEGIN; "?" means unknown (scoped by slug).
+_SCOPE = "_enterprise_connections_scope"
 
 
 def use_tenant(conn: psycopg.Connection, tenant_id: object | None) -> None:
     """Narrow the current transaction to one tenant (after looking it up in the global registry),
     or with None to no tenant at all."""
-    conn.execute(
-        "SELECT set_config('app.tenant_id', %s, true), set_config('app.all_tenants', '', true)",
-        ["" if tenant_id is None else str(tenant_id)])
+    wanted = "" if tenant_id is None else str(tenant_id)
+    if getattr(conn, _SCOPE, None) == wanted:
+        return
+    conn.execute("SELECT set_config('app.tenant_id', %s, true), set_config('app.all_tenants', '', true)", [wanted])
+    setattr(conn, _SCOPE, wanted)
+
+
+def note_tenant_scope(conn: psycopg.Connection, tenant_id: object) -> None:
+    """Record that a transaction begun with ``tenant_slug`` is scoped to this tenant's id."""
+    setattr(conn, _SCOPE, str(tenant_id))
 
 
 def use_all_tenants(conn: psycopg.Connection) -> None:
     """Widen the current transaction to every tenant, for a lookup by a global identifier."""
     conn.execute("SELECT set_config('app.tenant_id', '', true), set_config('app.all_tenants', 'on', true)")
+    setattr(conn, _SCOPE, "*")
 
 
 @contextmanager
-def transaction(*, tenant_id: object | None = None, all_tenants: bool = False) -> Iterator[psycopg.Connection]:
-    """A connection inside one transaction, as role ec_app, scoped to ``tenant_id`` (or to every
-    tenant with ``all_tenants``) for row-level security."""
-    with sync_pool().connection() as conn, conn.transaction():
+def transaction(
+    *, tenant_id: object | None = None, tenant_slug: str | None = None, all_tenants: bool = False
+) -> Iterator[psycopg.Connection]:
+    """A connection inside one transaction, as role ec_app, scoped to one tenant (by id, or by slug:
+    an unknown slug scopes to no tenant) or, with ``all_tenants``, to every tenant, for row-level
+    security."""
+    import psycopg
+
+    with sync_pool().connection() as conn:
         ensure_schema_current(conn)  # before the role exists to switch to, say what is missing
-        conn.execute(_BEGIN, _begin_arguments(tenant_id, all_tenants))
-        yield conn
+        statement, arguments = _begin(tenant_id, tenant_slug, all_tenants)
+        psycopg.ClientCursor(conn).execute(f"BEGIN; {statement}", arguments)
+        scope = "*" if all_tenants else "?" if tenant_slug else "" if tenant_id is None else str(tenant_id)
+        setattr(conn, _SCOPE, scope)
+        try:
+            yield conn
+        except BaseException:
+            _rollback(conn)
+            raise
+        conn.execute("COMMIT")
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    if not conn.closed:
+        try:
+            conn.execute("ROLLBACK")
+        except Exception:  # a broken connection: the pool discards it
+            log.warning("rollback failed; the connection is dropped")
 
 
 @asynccontextmanager
@@ -192,11 +239,23 @@ async def async_transaction(
     *, tenant_id: object | None = None, all_tenants: bool = False
 ) -> AsyncIterator[psycopg.AsyncConnection]:
     """The async twin of ``transaction()``."""
+    import psycopg
+
     pool = await async_pool()
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn:
         await ensure_schema_current_async(conn)
-        await conn.execute(_BEGIN, _begin_arguments(tenant_id, all_tenants))
-        yield conn
+        statement, arguments = _begin(tenant_id, None, all_tenants)
+        await psycopg.AsyncClientCursor(conn).execute(f"BEGIN; {statement}", arguments)
+        try:
+            yield conn
+        except BaseException:
+            if not conn.closed:
+                try:
+                    await conn.execute("ROLLBACK")
+                except Exception:
+                    log.warning("rollback failed; the connection is dropped")
+            raise
+        await conn.execute("COMMIT")
 
 
 def connect_direct(*, autocommit: bool = False) -> psycopg.Connection:
@@ -204,8 +263,7 @@ def connect_direct(*, autocommit: bool = False) -> psycopg.Connection:
     import psycopg
 
     settings = config.database()
-    return psycopg.connect(
-        settings.conninfo(direct=True), autocommit=autocommit, **connection_kwargs())
+    return psycopg.connect(settings.conninfo(direct=True), **{**connection_kwargs(), "autocommit": autocommit})
 
 
 def close_pools() -> None:

@@ -60,19 +60,25 @@ def append_changes(conn: psycopg.Connection, tenant_id: str, actor: Actor, chang
     """Append entries; returns their sequence numbers."""
     if not changes:
         return []
-    last = conn.execute(
-        "INSERT INTO tenant_change_counters AS counter (tenant_id, last_seq) VALUES (%s, %s)"
-        " ON CONFLICT (tenant_id) DO UPDATE SET last_seq = counter.last_seq + EXCLUDED.last_seq"
-        " RETURNING last_seq", [tenant_id, len(changes)]).fetchone()[0]
-    first = last - len(changes) + 1
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO change_log (tenant_id, seq, actor_kind, actor_id, entity, entity_id, related_id, action,"
-            " changes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(tenant_id, first + index, actor.kind.value, actor.id, change.entity, change.entity_id,
-              change.related_id, change.action, Jsonb(change.changes)) for index, change in enumerate(changes)],
-        )
-    return list(range(first, last + 1))
+    # One statement (one round trip): take the numbers and write the entries.
+    rows = conn.execute(
+        "WITH counter AS ("
+        "  INSERT INTO tenant_change_counters AS counter (tenant_id, last_seq) VALUES (%(tenant)s, %(count)s)"
+        "  ON CONFLICT (tenant_id) DO UPDATE SET last_seq = counter.last_seq + EXCLUDED.last_seq"
+        "  RETURNING last_seq)"
+        " INSERT INTO change_log (tenant_id, seq, actor_kind, actor_id, entity, entity_id, related_id, action, changes)"
+        " SELECT %(tenant)s, counter.last_seq - %(count)s + entry.position, %(actor_kind)s, %(actor_id)s,"
+        "        entry.entity, entry.entity_id, entry.related_id, entry.action, entry.changes"
+        " FROM counter, unnest(%(entities)s::text[], %(entity_ids)s::uuid[], %(related_ids)s::uuid[],"
+        "                      %(actions)s::text[], %(changes)s::jsonb[])"
+        "      WITH ORDINALITY AS entry(entity, entity_id, related_id, action, changes, position)"
+        " RETURNING seq",
+        {"tenant": tenant_id, "count": len(changes), "actor_kind": actor.kind.value, "actor_id": actor.id,
+         "entities": [change.entity for change in changes], "entity_ids": [change.entity_id for change in changes],
+         "related_ids": [change.related_id for change in changes], "actions": [change.action for change in changes],
+         "changes": [Jsonb(change.changes) for change in changes]},
+    ).fetchall()
+    return sorted(seq for (seq,) in rows)
 
 
 def last_change_about(conn: psycopg.Connection, tenant_id: str, entity_id: str) -> ChangeEntry | None:

@@ -166,9 +166,10 @@ def match_person(conn: psycopg.Connection, tenant: Tenant, claims: PersonClaims)
 # --- writing people ------------------------------------------------------------------------------
 
 
-def _check_unique(conn: psycopg.Connection, tenant_id: str, user_id: str | None, values: dict[str, Any]) -> None:
+def _check_unique(conn: psycopg.Connection, tenant_id: str, user_id: str | None, values: dict[str, Any],
+                  *, email_known_free: bool = False) -> None:
     email = values.get("primary_email")
-    if email:
+    if email and not email_known_free:
         other = _one_user(
             conn, "tenant_id = %s AND lower(primary_email) = lower(%s) AND status <> 'deleted'"
             " AND id IS DISTINCT FROM %s", [tenant_id, email, user_id])
@@ -209,7 +210,9 @@ def _link_identity(conn: psycopg.Connection, tenant_id: str, user_id: str, claim
 
 def _create_user(conn: psycopg.Connection, tenant: Tenant, claims: PersonClaims, actor: Actor) -> User:
     values = _claimed_values(claims)
-    _check_unique(conn, tenant.id, None, values)
+    # Matching already looked for a live user with a verified email (rule 3) and found none.
+    email = values.get("primary_email")
+    _check_unique(conn, tenant.id, None, values, email_known_free=bool(email) and email_is_verified(tenant, email))
     status = UserStatus.INACTIVE if claims.active is False else UserStatus.ACTIVE
     row = conn.cursor(row_factory=dict_row).execute(
         f"INSERT INTO users (tenant_id, primary_email, given_name, family_name, display_name, entra_object_id,"  # noqa: S608

@@ -17,7 +17,6 @@ Contract (tests/scim/test_api.py, tests/scim/test_idp_quirks.py, tests/e2e/test_
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -39,11 +38,10 @@ from scim2_server.responses import ScimResponse
 
 from shared import config, db
 from shared.identity.models import Actor, ActorKind
-from shared.issued_secrets import secret_hash
 from shared.scim.provider import ENTERPRISE_SCHEMA, KNOWN_SCHEMAS, MAX_PAYLOAD_BYTES, scim_service
 from shared.scim.storage import PostgresScimStorage
-from shared.tenants.models import ProvisioningChannel, Tenant, TenantNotFound
-from shared.tenants.registry import get_tenant
+from shared.scim.tokens import tenant_and_token
+from shared.tenants.models import ProvisioningChannel, Tenant
 
 log = logging.getLogger(__name__)
 
@@ -129,30 +127,21 @@ def normalise_body(body: bytes) -> bytes:
 
 
 def _authenticate(conn: Any, call: ScimCall) -> tuple[Tenant, str]:
-    """The tenant and the id of the token presented for it; raises the SCIM error to answer."""
+    """The tenant and the id of the token presented for it; raises the SCIM error to answer.
+
+    An unknown tenant and a wrong token are the same 401, so tokens cannot probe for tenants."""
     scheme, _, presented = (_header(call.headers, "Authorization") or "").partition(" ")
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         raise UnauthorizedException(detail="send the tenant's SCIM token as Authorization: Bearer <token>")
-    try:
-        tenant = get_tenant(conn, call.tenant_slug)
-    except TenantNotFound:
-        raise UnauthorizedException(detail="the token is not valid here") from None
-    db.use_tenant(conn, tenant.id)
-    digest = secret_hash(presented)
-    matched = None
-    for token_id, stored in conn.execute(
-            "SELECT id, token_hash FROM scim_tokens WHERE tenant_id = %s AND revoked_at IS NULL", [tenant.id]):
-        if hmac.compare_digest(stored, digest):
-            matched = str(token_id)
-    if matched is None:
+    found = tenant_and_token(conn, call.tenant_slug, presented)
+    if found is None:
         raise UnauthorizedException(detail="the token is not valid here")
-    conn.execute(
-        "UPDATE scim_tokens SET last_used_at = now() WHERE id = %s"
-        " AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", [matched])
+    tenant, token_id = found
+    db.note_tenant_scope(conn, tenant.id)  # the transaction was scoped by slug: this is that tenant
     if not tenant.is_active:
         raise ForbiddenException(detail=f"tenant {tenant.slug} is suspended")
-    return tenant, matched
+    return tenant, token_id
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -233,6 +222,10 @@ def _patch_members(storage: PostgresScimStorage, call: ScimCall, group_id: str,
     return service.patch_response(call.base_url, resource, parameters)
 
 
+def _is_bulk(call: ScimCall) -> bool:
+    return call.path.rstrip("/").lower() == "/bulk"
+
+
 # --- the request ---------------------------------------------------------------------------------------
 
 
@@ -242,13 +235,14 @@ def handle_scim(call: ScimCall) -> ScimResponse:
     try:
         if len(call.body) > MAX_PAYLOAD_BYTES:
             raise PayloadTooLargeException(detail=f"request bodies are limited to {MAX_PAYLOAD_BYTES} bytes")
-        with db.transaction() as conn:
+        with db.transaction(tenant_slug=call.tenant_slug) as conn:
             tenant, token_id = _authenticate(conn, call)
             if call.method.upper() in WRITE_METHODS and tenant.provisioning_channel is not ProvisioningChannel.SCIM:
                 raise ForbiddenException(
                     detail=f"SCIM does not provision tenant {tenant.slug}: its provisioning channel is "
                            f"{tenant.provisioning_channel.value}")
-            storage = PostgresScimStorage(conn, tenant, Actor(ActorKind.SCIM_TOKEN, token_id))
+            storage = PostgresScimStorage(conn, tenant, Actor(ActorKind.SCIM_TOKEN, token_id),
+                                          savepoints=_is_bulk(call))
             members_patch = _members_only_patch(call)
             if members_patch is not None:
                 with service.provider:

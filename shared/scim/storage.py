@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -90,10 +90,11 @@ def _wants_members(parameters: ResponseParameters[Any] | None) -> bool:
 class PostgresScimStorage(ScimStorage):
     supports_cursors = True
 
-    def __init__(self, conn: psycopg.Connection, tenant: Tenant, actor: Actor) -> None:
+    def __init__(self, conn: psycopg.Connection, tenant: Tenant, actor: Actor, *, savepoints: bool = True) -> None:
         self.conn = conn
         self.tenant = tenant
         self.actor = actor
+        self.savepoints = savepoints
         provider = scim_provider()
         self.user_model = provider.model_for(next(rt for rt in provider.resource_types if rt.id == "User"))
         self.group_model = provider.model_for(next(rt for rt in provider.resource_types if rt.id == "Group"))
@@ -101,6 +102,11 @@ class PostgresScimStorage(ScimStorage):
 
     @contextmanager
     def operation(self) -> Iterator[None]:
+        """A savepoint, so that one failed operation of a Bulk request leaves the others. A single
+        request needs none (its transaction is the unit), so it can do without the round trips."""
+        if not self.savepoints:
+            yield
+            return
         with self.conn.transaction():
             yield
 
@@ -151,12 +157,6 @@ class PostgresScimStorage(ScimStorage):
         }
         return self._model(table).model_validate(document)
 
-    def _load(self, table: Table, ids: list[uuid.UUID], *, with_members: bool = True) -> list[Resource[Any]]:
-        rows = {row["id"]: row for row in self._rows(table, ids)}
-        members = self._members(list(rows)) if table is GROUPS and with_members else {}
-        return [self._resource(table, rows[resource_id], members.get(resource_id)) for resource_id in ids
-                if resource_id in rows]
-
     def _stored_row(self, table: Table, resource_id: str | None, *, lock: bool = False) -> dict[str, Any]:
         key = _as_uuid(resource_id)
         rows = self._rows(table, [key], lock=lock) if key else []
@@ -194,19 +194,20 @@ class PostgresScimStorage(ScimStorage):
             if search_request.filter is not None:
                 where = compile_filter(search_request.filter.ast, model, table, params)
             join = " JOIN users u ON u.id = su.user_id" if table is USERS else ""
+            status = "u.status" if table is USERS else "NULL::text"
+            alias = table.alias
             parts.append(
                 f"SELECT {params.add(table.resource_type)}::text AS resource_type,"
-                f" {table.alias}.{table.id_column}::text AS id, {sort_sql} AS sort_value"
-                f" FROM {table.table} {table.alias}{join}"
-                f" WHERE {table.alias}.tenant_id = {params.add(self.tenant.id)} AND {where}")
+                f" {alias}.{table.id_column}::text AS id, {sort_sql} AS sort_value, {alias}.document,"
+                f" {alias}.version, {alias}.created, {alias}.last_modified, {status} AS status"
+                f" FROM {table.table} {alias}{join}"
+                f" WHERE {alias}.tenant_id = {params.add(self.tenant.id)} AND {where}")
         matching = " UNION ALL ".join(parts)
-        total = self.conn.execute(f"SELECT count(*) FROM ({matching}) AS matching", params.values).fetchone()[0]
         descending = (search_request.sort_by is not None
                       and search_request.sort_order == SearchRequest.SortOrder.descending)
         if search_request.cursor is None:
-            ids = self._index_page(matching, params, search_request, descending)
-            page = SearchPage(total, self._load_page(ids, search_request))
-            return page
+            return self._index_page(matching, params, search_request, descending)
+        total = self.conn.execute(f"SELECT count(*) FROM ({matching}) AS matching", params.values).fetchone()[0]
         return self._cursor_page(matching, params, search_request, position, descending, sort_type, total)
 
     @staticmethod
@@ -216,22 +217,31 @@ class PostgresScimStorage(ScimStorage):
                 f" id {direction}")
 
     def _index_page(self, matching: str, params: Params, search_request: SearchRequest[Any],
-                    descending: bool) -> list[tuple[str, str]]:
+                    descending: bool) -> SearchPage:
+        """One query: the page's resources and, beside each, the number of all the matching ones."""
         start = search_request.start_index_0 or 0
         limit = "" if search_request.count is None else f" LIMIT {int(search_request.count)}"
         rows = self.conn.execute(
-            f"SELECT resource_type, id FROM ({matching}) AS matching{self._order(descending)}"
-            f"{limit} OFFSET {int(start)}", params.values).fetchall()
-        return [(row[0], row[1]) for row in rows]
+            f"SELECT resource_type, id, document, version, created, last_modified, status, count(*) OVER () AS total"
+            f" FROM ({matching}) AS matching{self._order(descending)}{limit} OFFSET {int(start)}",
+            params.values).fetchall()
+        if rows:
+            total = rows[0][7]
+        else:  # a page past the end (or count=0) still reports the total
+            total = self.conn.execute(f"SELECT count(*) FROM ({matching}) AS matching", params.values).fetchone()[0]
+        return SearchPage(total, self._resources_of(rows, search_request))
 
-    def _load_page(self, ids: list[tuple[str, str]], parameters: SearchRequest[Any]) -> list[Resource[Any]]:
-        loaded: dict[tuple[str, str], Resource[Any]] = {}
-        for table in (USERS, GROUPS):
-            wanted = [uuid.UUID(resource_id) for resource_type, resource_id in ids
-                      if resource_type == table.resource_type]
-            for resource in self._load(table, wanted, with_members=_wants_members(parameters)):
-                loaded[(table.resource_type, cast(str, resource.id))] = resource
-        return [loaded[key] for key in ids if key in loaded]
+    def _resources_of(self, rows: list[tuple[Any, ...]], parameters: SearchRequest[Any]) -> list[Resource[Any]]:
+        group_ids = [uuid.UUID(row[1]) for row in rows if row[0] == GROUPS.resource_type]
+        members = self._members(group_ids) if group_ids and _wants_members(parameters) else {}
+        resources = []
+        for resource_type, resource_id, document, version, created, last_modified, status, *_ in rows:
+            table = USERS if resource_type == USERS.resource_type else GROUPS
+            key = uuid.UUID(resource_id)
+            resources.append(self._resource(table, {
+                "id": key, "document": document, "version": version, "created": created,
+                "last_modified": last_modified, "status": status}, members.get(key)))
+        return resources
 
     _FILLERS: ClassVar[dict[str, str]] = {
         "text": "''", "boolean": "false", "numeric": "0", "timestamptz": "'-infinity'::timestamptz"}
@@ -257,13 +267,14 @@ class PostgresScimStorage(ScimStorage):
         backwards = direction == "previous"
         limit = "" if count is None else f" LIMIT {int(count) + 1}"
         rows = self.conn.execute(
-            f"SELECT resource_type, id, (sort_value IS NULL), sort_value FROM ({matching}) AS matching"
+            f"SELECT resource_type, id, document, version, created, last_modified, status, (sort_value IS NULL),"
+            f" sort_value FROM ({matching}) AS matching"
             f" WHERE {condition}{self._order(descending, reverse=backwards)}{limit}", values).fetchall()
         more = count is not None and len(rows) > count
         rows = rows[:count] if count is not None else rows
         if backwards:
             rows.reverse()
-        page = SearchPage(total, self._load_page([(row[0], row[1]) for row in rows], search_request))
+        page = SearchPage(total, self._resources_of(rows, search_request))
         if rows:
             after_last = more if not backwards else anchor is not None
             before_first = (anchor is not None) if not backwards else more
@@ -275,7 +286,7 @@ class PostgresScimStorage(ScimStorage):
 
     @staticmethod
     def _position(direction: str, row: tuple[Any, ...]) -> dict[str, Any]:
-        _, identifier, missing, value = row
+        identifier, missing, value = row[1], row[7], row[8]
         if isinstance(value, datetime):
             encoded: Any = {"datetime": value.isoformat()}
         elif isinstance(value, Decimal):
@@ -346,21 +357,29 @@ class PostgresScimStorage(ScimStorage):
         return result.user.id
 
     def _check_user_name(self, user_name_key: str, user_id: str | None) -> None:
+        # Checked before writing, not left to the unique index: a violation would abort the
+        # transaction, and the storage must stay usable after refusing one write.
         taken = self.conn.execute(
             "SELECT 1 FROM scim_users WHERE tenant_id = %s AND user_name_key = %s AND user_id IS DISTINCT FROM %s",
             [self.tenant.id, user_name_key, user_id]).fetchone()
         if taken:
             raise UniquenessException(detail="userName is already in use")
 
-    def _store_emails(self, user_id: str, resource: Any) -> None:
-        self.conn.execute("DELETE FROM scim_user_emails WHERE user_id = %s", [user_id])
+    def _store_emails(self, user_id: str, resource: Any, *, replace: bool) -> None:
+        """Index the user's email values (in one statement, replacing the former ones on an update)."""
         keys = sorted({_key(self.user_model, "emails.value", email.value) for email in resource.emails or []
                        if email.value})
-        if keys:
-            with self.conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO scim_user_emails (tenant_id, user_id, value_key) VALUES (%s, %s, %s)",
-                    [(self.tenant.id, user_id, key) for key in keys])
+        if replace:
+            self.conn.execute(
+                "WITH gone AS (DELETE FROM scim_user_emails WHERE user_id = %(user)s)"
+                " INSERT INTO scim_user_emails (tenant_id, user_id, value_key)"
+                " SELECT %(tenant)s, %(user)s, key FROM unnest(%(keys)s::text[]) AS key",
+                {"user": user_id, "tenant": self.tenant.id, "keys": keys})
+        elif keys:
+            self.conn.execute(
+                "INSERT INTO scim_user_emails (tenant_id, user_id, value_key)"
+                " SELECT %(tenant)s, %(user)s, key FROM unnest(%(keys)s::text[]) AS key",
+                {"user": user_id, "tenant": self.tenant.id, "keys": keys})
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
         table = self._table(resource_type)
@@ -370,15 +389,19 @@ class PostgresScimStorage(ScimStorage):
         user_name_key = _key(self.user_model, "userName", user.user_name)
         self._check_user_name(user_name_key, None)
         user_id = self._sync(user, None)
-        if self.conn.execute("SELECT 1 FROM scim_users WHERE user_id = %s", [user_id]).fetchone():
-            raise UniquenessException(detail="this person already has a SCIM user")
-        self.conn.execute(
-            "INSERT INTO scim_users (user_id, tenant_id, user_name, user_name_key, external_id, document, created,"
-            " last_modified) VALUES (%s, %s, %s, %s, %s, %s, clock_timestamp(), clock_timestamp())",
+        document = self._document(user)
+        row = self.conn.execute(
+            "INSERT INTO scim_users (user_id, tenant_id, user_name, user_name_key, external_id, document,"
+            " created, last_modified) VALUES (%s, %s, %s, %s, %s, %s, clock_timestamp(), clock_timestamp())"
+            " ON CONFLICT (user_id) DO NOTHING RETURNING version, created, last_modified",
             [user_id, self.tenant.id, user.user_name, user_name_key,
-             _key(self.user_model, "externalId", user.external_id), Jsonb(self._document(user))])
-        self._store_emails(user_id, user)
-        return self.get(resource_type, user_id)
+             _key(self.user_model, "externalId", user.external_id), Jsonb(document)]).fetchone()
+        if row is None:  # the person it matched already has a SCIM user
+            raise UniquenessException(detail="this person already has a SCIM user")
+        self._store_emails(user_id, user, replace=False)
+        status = "inactive" if user.active is False else "active"
+        return self._resource(USERS, {"id": user_id, "document": document, "version": row[0], "created": row[1],
+                                      "last_modified": row[2], "status": status}, None)
 
     def update(self, resource_type: ResourceType, resource: Resource[Any], *,
                expected_version: str | None = None) -> Resource[Any]:
@@ -393,13 +416,17 @@ class PostgresScimStorage(ScimStorage):
         user_name_key = _key(self.user_model, "userName", user.user_name)
         self._check_user_name(user_name_key, user_id)
         self._sync(user, user_id)
-        self.conn.execute(
+        document = self._document(user)
+        version, created, last_modified = self.conn.execute(
             "UPDATE scim_users SET user_name = %s, user_name_key = %s, external_id = %s, document = %s,"
-            " version = version + 1, last_modified = clock_timestamp() WHERE user_id = %s",
+            " version = version + 1, last_modified = clock_timestamp() WHERE user_id = %s"
+            " RETURNING version, created, last_modified",
             [user.user_name, user_name_key, _key(self.user_model, "externalId", user.external_id),
-             Jsonb(self._document(user)), user_id])
-        self._store_emails(user_id, user)
-        return self.get(resource_type, user_id)
+             Jsonb(document), user_id]).fetchone()
+        self._store_emails(user_id, user, replace=True)
+        status = "inactive" if user.active is False else "active"
+        return self._resource(USERS, {"id": user_id, "document": document, "version": version, "created": created,
+                                      "last_modified": last_modified, "status": status}, None)
 
     def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
         table = self._table(resource_type)

@@ -9,11 +9,15 @@ Contract (tests/scim/test_tokens.py):
 
 from __future__ import annotations
 
+import hmac
+
 import psycopg
+from psycopg.rows import dict_row
 
 from shared import db
 from shared.issued_secrets import SCIM_TOKEN_PREFIX, IssuedCredential, issue_secret, secret_hash
 from shared.tenants.models import InvalidValue, Tenant
+from shared.tenants.registry import TENANT_COLUMNS, tenant_from_row
 
 
 class ScimTokenNotFound(LookupError):
@@ -62,6 +66,32 @@ def revoke_scim_tokens_named(conn: psycopg.Connection, tenant: Tenant, name: str
     return conn.execute(
         "UPDATE scim_tokens SET revoked_at = now() WHERE tenant_id = %s AND name = %s AND revoked_at IS NULL",
         [tenant.id, name]).rowcount
+
+
+def tenant_and_token(conn: psycopg.Connection, slug: str, presented: str) -> tuple[Tenant, str] | None:
+    """The tenant and the id of the live token presented for it, or None; one query.
+
+    The transaction must already be scoped to the tenant of ``slug`` (``db.transaction(tenant_slug=...)``):
+    row-level security hides every other tenant's tokens. The presented token's hash is compared in
+    constant time with each live token's.
+    """
+    row = conn.cursor(row_factory=dict_row).execute(
+        f"SELECT {TENANT_COLUMNS}, live.tokens FROM tenants t, LATERAL (SELECT coalesce(jsonb_agg(jsonb_build_array("  # noqa: S608
+        " s.id, s.token_hash, s.last_used_at < now() - interval '1 minute' OR s.last_used_at IS NULL)), '[]') AS tokens"
+        " FROM scim_tokens s WHERE s.tenant_id = t.id AND s.revoked_at IS NULL) live WHERE t.slug = %s",
+        [slug]).fetchone()
+    if row is None:
+        return None
+    digest = secret_hash(presented)
+    matched = None
+    for token_id, token_hash, stale in row["tokens"]:
+        if hmac.compare_digest(token_hash, digest):
+            matched = (token_id, stale)
+    if matched is None:
+        return None
+    if matched[1]:  # record use at most once a minute: no write on every request
+        conn.execute("UPDATE scim_tokens SET last_used_at = now() WHERE id = %s", [matched[0]])
+    return tenant_from_row(row), str(matched[0])
 
 
 def authenticate(conn: psycopg.Connection, tenant: Tenant, presented: str | None) -> ScimToken | None:

@@ -39,14 +39,15 @@ from shared.tenants.models import (
     parse_support_contact,
 )
 
-_SELECT_TENANT = """
-SELECT t.*, coalesce(array(SELECT d.domain FROM tenant_domains d WHERE d.tenant_id = t.id ORDER BY d.domain),
-                     '{}') AS domains
-FROM tenants t
-"""
+# The columns of a Tenant; other capabilities may add their own to a query of one tenant.
+TENANT_COLUMNS = (
+    "t.*, coalesce(array(SELECT d.domain FROM tenant_domains d WHERE d.tenant_id = t.id ORDER BY d.domain),"
+    " '{}') AS domains"
+)
+SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants t "  # noqa: S608 - fixed SQL
 
 
-def _tenant(row: dict[str, Any]) -> Tenant:
+def tenant_from_row(row: dict[str, Any]) -> Tenant:
     return Tenant(
         id=str(row["id"]),
         slug=row["slug"],
@@ -122,38 +123,38 @@ def _choice(kind: type, value: str, field_name: str) -> Any:
 
 
 def get_tenant(conn: psycopg.Connection, slug: str) -> Tenant:
-    row = conn.cursor(row_factory=dict_row).execute(_SELECT_TENANT + " WHERE t.slug = %s", [slug]).fetchone()
+    row = conn.cursor(row_factory=dict_row).execute(SELECT_TENANT + " WHERE t.slug = %s", [slug]).fetchone()
     if row is None:
         raise TenantNotFound(f"no tenant {slug!r}")
-    return _tenant(row)
+    return tenant_from_row(row)
 
 
 def find_tenant_by_domain(conn: psycopg.Connection, domain: str) -> Tenant | None:
     row = conn.cursor(row_factory=dict_row).execute(
-        _SELECT_TENANT + " JOIN tenant_domains own ON own.tenant_id = t.id WHERE own.domain = %s",
+        SELECT_TENANT + " JOIN tenant_domains own ON own.tenant_id = t.id WHERE own.domain = %s",
         [domain.lower()]).fetchone()
-    return _tenant(row) if row else None
+    return tenant_from_row(row) if row else None
 
 
 def find_tenant_by_workos_organization(conn: psycopg.Connection, organization_id: str) -> Tenant | None:
     row = conn.cursor(row_factory=dict_row).execute(
-        _SELECT_TENANT + " WHERE t.workos_organization_id = %s", [organization_id]).fetchone()
-    return _tenant(row) if row else None
+        SELECT_TENANT + " WHERE t.workos_organization_id = %s", [organization_id]).fetchone()
+    return tenant_from_row(row) if row else None
 
 
 def find_tenant_by_teams_tenant(conn: psycopg.Connection, teams_tenant_id: str) -> Tenant | None:
     row = conn.cursor(row_factory=dict_row).execute(
-        _SELECT_TENANT + " WHERE t.teams_tenant_id = %s", [teams_tenant_id]).fetchone()
-    return _tenant(row) if row else None
+        SELECT_TENANT + " WHERE t.teams_tenant_id = %s", [teams_tenant_id]).fetchone()
+    return tenant_from_row(row) if row else None
 
 
 def list_tenants(conn: psycopg.Connection, *, slugs: Iterable[str] | None = None) -> list[Tenant]:
     cursor = conn.cursor(row_factory=dict_row)
     if slugs is None:
-        rows = cursor.execute(_SELECT_TENANT + " ORDER BY t.slug").fetchall()
+        rows = cursor.execute(SELECT_TENANT + " ORDER BY t.slug").fetchall()
     else:
-        rows = cursor.execute(_SELECT_TENANT + " WHERE t.slug = ANY(%s) ORDER BY t.slug", [list(slugs)]).fetchall()
-    return [_tenant(row) for row in rows]
+        rows = cursor.execute(SELECT_TENANT + " WHERE t.slug = ANY(%s) ORDER BY t.slug", [list(slugs)]).fetchall()
+    return [tenant_from_row(row) for row in rows]
 
 
 def _raise_conflicts(conn: psycopg.Connection, tenant_id: str | None, columns: dict[str, Any],
