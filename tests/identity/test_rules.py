@@ -240,3 +240,23 @@ def test_members_must_be_live_users_of_the_tenant(acme, make_tenant):
 
     with db.transaction() as conn, pytest.raises(UnknownMembers):
         store.add_members(conn, acme, group.id, [stranger.id], Channel.SCIM, SCIM_ACTOR)
+
+
+def test_a_new_scim_resource_takes_the_id_of_the_user_it_lands_on(acme):
+    created = sync(acme, scim(None, email="ann@acme.com"))
+    with db.transaction() as conn:
+        identities = store.user_identities(conn, acme, created.user.id)
+    assert [row["external_id"] for row in identities] == [created.user.id]
+    with pytest.raises(IdentityConflict):  # a second resource for the same person (rule 4)
+        sync(acme, scim(None, email="ann@acme.com"))
+
+
+def test_a_new_scim_resource_links_to_a_user_another_channel_created(make_tenant):
+    jit = make_tenant("jit", provisioning="sso-jit", domains=("jit.com",))
+    signed_in = sync(jit, sso("prof_1", email="ann@jit.com"), SSO_ACTOR).user
+    from shared.tenants.registry import TenantChanges, update_tenant
+
+    with db.transaction() as conn:
+        scim_tenant = update_tenant(conn, "jit", TenantChanges(provisioning_channel="scim"))
+    linked = sync(scim_tenant, scim(None, email="ann@jit.com"))
+    assert (linked.user.id, linked.outcome) == (signed_in.id, Outcome.LINKED)
