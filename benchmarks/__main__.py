@@ -6,9 +6,9 @@ import json
 import platform
 import sys
 
-from benchmarks import cold_start, dev_start, identity_store
+from benchmarks import cold_start, dev_start, identity_store, scim
 
-BENCHMARKS = (cold_start, dev_start, identity_store)
+BENCHMARKS = (cold_start, dev_start, identity_store, scim)
 
 
 def main() -> None:

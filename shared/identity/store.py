@@ -126,11 +126,11 @@ def _live_by_entra_object_id(conn: psycopg.Connection, tenant_id: str, object_id
 
 def _by_email(conn: psycopg.Connection, tenant_id: str, email: str, *, include_tombstones: bool) -> User | None:
     live = _one_user(
-        conn, "tenant_id = %s AND lower(primary_email) = lower(%s) AND status <> 'deleted'", [tenant_id, email])
+        conn, "tenant_id = %s AND primary_email_key = lower(%s) AND status <> 'deleted'", [tenant_id, email])
     if live is not None or not include_tombstones:
         return live
     return _one_user(
-        conn, "tenant_id = %s AND lower(primary_email) = lower(%s) AND status = 'deleted'"
+        conn, "tenant_id = %s AND primary_email_key = lower(%s) AND status = 'deleted'"
         " ORDER BY deleted_at DESC", [tenant_id, email])
 
 
@@ -171,7 +171,7 @@ def _check_unique(conn: psycopg.Connection, tenant_id: str, user_id: str | None,
     email = values.get("primary_email")
     if email and not email_known_free:
         other = _one_user(
-            conn, "tenant_id = %s AND lower(primary_email) = lower(%s) AND status <> 'deleted'"
+            conn, "tenant_id = %s AND primary_email_key = lower(%s) AND status <> 'deleted'"
             " AND id IS DISTINCT FROM %s", [tenant_id, email, user_id])
         if other:
             raise IdentityConflict("email", email, other.id)

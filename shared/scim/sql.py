@@ -138,8 +138,19 @@ class Scope:
     urn_prefix: str = ""
 
 
-class FilterCompiler(FilterVisitor[str]):
-    """Compiles a filter AST into one SQL condition (``%s`` placeholders, values in ``params``)."""
+class _Logic(FilterVisitor[str]):
+    """``not``, ``and`` and ``or``, the same over resources and over entries."""
+
+    def visit_not(self, node: Not) -> str:
+        return f"(NOT {self.visit(node.expr)})"
+
+    def visit_logical_expr(self, node: LogicalExpr) -> str:
+        joiner = " AND " if node.op == LogicalOperator.and_ else " OR "
+        return "(" + joiner.join(self.visit(term) for term in node.terms) + ")"
+
+
+class FilterCompiler(_Logic):
+    """Compiles a filter AST into one SQL condition (named placeholders, values in ``params``)."""
 
     def __init__(self, scope: Scope, params: Params) -> None:
         self.scope = scope
@@ -335,13 +346,6 @@ class FilterCompiler(FilterVisitor[str]):
             return f"EXISTS (SELECT 1 FROM {self._entries(binding)} WHERE scim_present({entry}))"
         return f"scim_present({self._sub(binding, head)})"
 
-    def visit_not(self, node: Not) -> str:
-        return f"(NOT {self.visit(node.expr)})"
-
-    def visit_logical_expr(self, node: LogicalExpr) -> str:
-        joiner = " AND " if node.op == LogicalOperator.and_ else " OR "
-        return "(" + joiner.join(self.visit(term) for term in node.terms) + ")"
-
     def visit_value_path(self, node: ValuePath) -> str:
         binding = self._resolve(node.attr_path, for_comparison=False)
         if binding is None:
@@ -357,7 +361,15 @@ class FilterCompiler(FilterVisitor[str]):
                 node.val_filter)
         else:
             inner = _ScalarEntries(binding, self.params).visit(node.val_filter)
-        return f"EXISTS (SELECT 1 FROM {self._entries(binding)} WHERE {inner})"
+        selection = f"EXISTS (SELECT 1 FROM {self._entries(binding)} WHERE {inner})"
+        value = _equal_value(node.val_filter)
+        if self.scope.table is USERS and binding.field_name == "emails" and value is not None:
+            # Entra's emails[type eq "work"].value eq "…": the email index narrows first.
+            email_value = AttributeBinding(binding.model, "emails", binding.field_type, True, "value", str)
+            indexed = self._indexed(email_value, CompareOperator.eq, value)
+            if indexed is not None:
+                return f"({indexed} AND {selection})"
+        return selection
 
     def _indexed_member_selection(self, binding: AttributeBinding, comparison: Comparison) -> str | None:
         if comparison.attr_path.attr.lower() != "value" or comparison.attr_path.sub_attr:
@@ -366,7 +378,18 @@ class FilterCompiler(FilterVisitor[str]):
         return self._indexed(members_value, comparison.op, comparison.value)
 
 
-class _ScalarEntries(FilterVisitor[str]):
+def _equal_value(val_filter: FilterNode) -> str | None:
+    """The string a value selection requires ``value`` to equal (alone or in an ``and``), if any."""
+    terms = val_filter.terms if isinstance(val_filter, LogicalExpr) and val_filter.op == LogicalOperator.and_ else (
+        val_filter,)
+    for term in terms:
+        if (isinstance(term, Comparison) and term.op == CompareOperator.eq and isinstance(term.value, str)
+                and term.attr_path.attr.lower() == "value" and not term.attr_path.sub_attr):
+            return term.value
+    return None
+
+
+class _ScalarEntries(_Logic):
     """A value filter over the entries of a multi-valued attribute that is not complex (``value`` is the entry)."""
 
     def __init__(self, binding: AttributeBinding, params: Params) -> None:
@@ -385,13 +408,6 @@ class _ScalarEntries(FilterVisitor[str]):
 
     def visit_present(self, node: Present) -> str:
         return "scim_present(entries.entry)" if self._targets_self(node) else "FALSE"
-
-    def visit_not(self, node: Not) -> str:
-        return f"(NOT {self.visit(node.expr)})"
-
-    def visit_logical_expr(self, node: LogicalExpr) -> str:
-        joiner = " AND " if node.op == LogicalOperator.and_ else " OR "
-        return "(" + joiner.join(self.visit(term) for term in node.terms) + ")"
 
     def visit_value_path(self, node: ValuePath) -> str:
         return "FALSE"
