@@ -11,8 +11,12 @@ Contract (tests/shared/test_db.py):
   password (azure-identity caches tokens until shortly before expiry);
 - the first use in a process checks that every migration this code ships is applied, and raises
   ``SchemaNotCurrent`` naming the pending ones (and how to apply them) when not;
-- a transaction costs one round trip to begin (``BEGIN`` and its settings go together) and one to
-  commit; nested ``conn.transaction()`` blocks are savepoints;
+- ``transaction()`` runs in psycopg's pipeline mode: statements are sent without waiting and the
+  connection waits only when the code reads a result, so ``BEGIN`` and its settings travel with the
+  first query and writes whose results are not read travel together and with ``COMMIT``. Hence
+  ``cursor.rowcount`` is unknown until a result is read (count with ``RETURNING`` instead), and a
+  failing statement may raise at a later read or at the end of the block, which still rolls back;
+  nested ``conn.transaction()`` blocks are savepoints;
 - ``transaction()`` commits when its block ends, rolls back when it raises, and works as role
   ``ec_app``: row-level security shows it the rows of the tenant it was given
   (``current_setting('app.tenant_id')``), none of any tenant when it was given none, and every
@@ -210,20 +214,20 @@ def transaction(
     """A connection inside one transaction, as role ec_app, scoped to one tenant (by id, or by slug:
     an unknown slug scopes to no tenant) or, with ``all_tenants``, to every tenant, for row-level
     security."""
-    import psycopg
-
     with sync_pool().connection() as conn:
         ensure_schema_current(conn)  # before the role exists to switch to, say what is missing
         statement, arguments = _begin(tenant_id, tenant_slug, all_tenants)
-        psycopg.ClientCursor(conn).execute(f"BEGIN; {statement}", arguments)
         scope = "*" if all_tenants else "?" if tenant_slug else "" if tenant_id is None else str(tenant_id)
         setattr(conn, _SCOPE, scope)
         try:
-            yield conn
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                conn.execute(statement, arguments)
+                yield conn
+                conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
-        conn.execute("COMMIT")
 
 
 def _rollback(conn: psycopg.Connection) -> None:

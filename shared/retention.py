@@ -40,11 +40,11 @@ RULES: list[PurgeRule] = [
 
 def _purge_batch(rule: PurgeRule, batch: int) -> int:
     query = sql.SQL(
-        "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table}"
-        " WHERE {column} < now() - %s AND ({condition}) LIMIT %s))"
+        "WITH purged AS (DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table}"
+        " WHERE {column} < now() - %s AND ({condition}) LIMIT %s)) RETURNING 1) SELECT count(*) FROM purged"
     ).format(table=sql.Identifier(rule.table), column=sql.Identifier(rule.column), condition=sql.SQL(rule.condition))
     with db.transaction(all_tenants=True) as conn:
-        return conn.execute(query, [rule.keep(), batch]).rowcount
+        return conn.execute(query, [rule.keep(), batch]).fetchone()[0]
 
 
 def purge_expired(*, batch: int = 5000, budget_seconds: float = 240.0,

@@ -125,13 +125,13 @@ def _live_by_entra_object_id(conn: psycopg.Connection, tenant_id: str, object_id
 
 
 def _by_email(conn: psycopg.Connection, tenant_id: str, email: str, *, include_tombstones: bool) -> User | None:
-    live = _one_user(
-        conn, "tenant_id = %s AND primary_email_key = lower(%s) AND status <> 'deleted'", [tenant_id, email])
-    if live is not None or not include_tombstones:
-        return live
+    """The live user with this email, else (when asked) the most recently deleted one."""
+    if not include_tombstones:
+        return _one_user(
+            conn, "tenant_id = %s AND primary_email_key = lower(%s) AND status <> 'deleted'", [tenant_id, email])
     return _one_user(
-        conn, "tenant_id = %s AND primary_email_key = lower(%s) AND status = 'deleted'"
-        " ORDER BY deleted_at DESC", [tenant_id, email])
+        conn, "tenant_id = %s AND primary_email_key = lower(%s)"
+        " ORDER BY status = 'deleted', deleted_at DESC NULLS LAST", [tenant_id, email])
 
 
 def _has_other_identity(conn: psycopg.Connection, user: User, claims: PersonClaims) -> bool:
@@ -460,7 +460,9 @@ def delete_group(conn: psycopg.Connection, tenant: Tenant, group_id: str, channe
     group = get_group(conn, tenant, group_id)
     if group.status == "deleted":
         return group
-    ended = conn.execute("DELETE FROM group_memberships WHERE group_id = %s", [group.id]).rowcount
+    ended = conn.execute(
+        "WITH ended AS (DELETE FROM group_memberships WHERE group_id = %s RETURNING 1) SELECT count(*) FROM ended",
+        [group.id]).fetchone()[0]
     row = conn.cursor(row_factory=dict_row).execute(
         f"UPDATE groups SET status = 'deleted', deleted_at = now(), version = version + 1, updated_at = now()"  # noqa: S608
         f" WHERE id = %s RETURNING {_GROUP_COLUMNS}", [group.id]).fetchone()

@@ -242,7 +242,7 @@ def handle_scim(call: ScimCall) -> ScimResponse:
                     detail=f"SCIM does not provision tenant {tenant.slug}: its provisioning channel is "
                            f"{tenant.provisioning_channel.value}")
             storage = PostgresScimStorage(conn, tenant, Actor(ActorKind.SCIM_TOKEN, token_id),
-                                          savepoints=_is_bulk(call))
+                                          savepoints=_is_bulk(call), lock_reads=call.method.upper() in WRITE_METHODS)
             members_patch = _members_only_patch(call)
             if members_patch is not None:
                 with service.provider:

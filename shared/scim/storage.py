@@ -90,11 +90,16 @@ def _wants_members(parameters: ResponseParameters[Any] | None) -> bool:
 class PostgresScimStorage(ScimStorage):
     supports_cursors = True
 
-    def __init__(self, conn: psycopg.Connection, tenant: Tenant, actor: Actor, *, savepoints: bool = True) -> None:
+    def __init__(self, conn: psycopg.Connection, tenant: Tenant, actor: Actor, *, savepoints: bool = True,
+                 lock_reads: bool = False) -> None:
         self.conn = conn
         self.tenant = tenant
         self.actor = actor
         self.savepoints = savepoints
+        # A request that writes reads its resource FOR UPDATE: the handler reads before it
+        # replaces or deletes, so the write can use that row instead of reading it again.
+        self.lock_reads = lock_reads
+        self._read_for_update: tuple[Table, dict[str, Any]] | None = None
         provider = scim_provider()
         self.user_model = provider.model_for(next(rt for rt in provider.resource_types if rt.id == "User"))
         self.group_model = provider.model_for(next(rt for rt in provider.resource_types if rt.id == "Group"))
@@ -104,6 +109,7 @@ class PostgresScimStorage(ScimStorage):
     def operation(self) -> Iterator[None]:
         """A savepoint, so that one failed operation of a Bulk request leaves the others. A single
         request needs none (its transaction is the unit), so it can do without the round trips."""
+        self._read_for_update = None
         if not self.savepoints:
             yield
             return
@@ -164,10 +170,19 @@ class PostgresScimStorage(ScimStorage):
             raise NotFoundException(detail=f"{table.resource_type} {resource_id!r} not found")
         return rows[0]
 
+    def _row_to_write(self, table: Table, resource_id: str | None) -> dict[str, Any]:
+        """The row about to be written, locked: the one this operation read FOR UPDATE, or read now."""
+        read, self._read_for_update = self._read_for_update, None
+        if read is not None and read[0] is table and str(read[1]["id"]) == str(resource_id):
+            return read[1]
+        return self._stored_row(table, resource_id, lock=True)
+
     def get(self, resource_type: ResourceType, resource_id: str, *,
             response_parameters: ResponseParameters[Any] | None = None) -> Resource[Any]:
         table = self._table(resource_type)
-        row = self._stored_row(table, resource_id)
+        row = self._stored_row(table, resource_id, lock=self.lock_reads)
+        if self.lock_reads:
+            self._read_for_update = (table, row)
         members = None
         if table is GROUPS and _wants_members(response_parameters):
             members = self._members([row["id"]])[row["id"]]
@@ -406,7 +421,7 @@ class PostgresScimStorage(ScimStorage):
     def update(self, resource_type: ResourceType, resource: Resource[Any], *,
                expected_version: str | None = None) -> Resource[Any]:
         table = self._table(resource_type)
-        row = self._stored_row(table, resource.id, lock=True)
+        row = self._row_to_write(table, resource.id)
         if expected_version is not None and _version(row["version"]) != expected_version:
             raise PreconditionFailedException
         if table is GROUPS:
@@ -414,7 +429,8 @@ class PostgresScimStorage(ScimStorage):
         user: Any = resource
         user_id = str(row["id"])
         user_name_key = _key(self.user_model, "userName", user.user_name)
-        self._check_user_name(user_name_key, user_id)
+        if user_name_key != _key(self.user_model, "userName", row["document"].get("userName")):
+            self._check_user_name(user_name_key, user_id)
         self._sync(user, user_id)
         document = self._document(user)
         version, created, last_modified = self.conn.execute(
@@ -430,7 +446,7 @@ class PostgresScimStorage(ScimStorage):
 
     def delete(self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None) -> None:
         table = self._table(resource_type)
-        row = self._stored_row(table, resource_id, lock=True)
+        row = self._row_to_write(table, resource_id)
         if expected_version is not None and _version(row["version"]) != expected_version:
             raise PreconditionFailedException
         if table is GROUPS:

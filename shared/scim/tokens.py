@@ -64,8 +64,9 @@ def revoke_scim_token(conn: psycopg.Connection, tenant: Tenant, token_id: str) -
 def revoke_scim_tokens_named(conn: psycopg.Connection, tenant: Tenant, name: str) -> int:
     db.use_tenant(conn, tenant.id)
     return conn.execute(
-        "UPDATE scim_tokens SET revoked_at = now() WHERE tenant_id = %s AND name = %s AND revoked_at IS NULL",
-        [tenant.id, name]).rowcount
+        "WITH revoked AS (UPDATE scim_tokens SET revoked_at = now()"
+        " WHERE tenant_id = %s AND name = %s AND revoked_at IS NULL RETURNING 1) SELECT count(*) FROM revoked",
+        [tenant.id, name]).fetchone()[0]
 
 
 def tenant_and_token(conn: psycopg.Connection, slug: str, presented: str) -> tuple[Tenant, str] | None:

@@ -194,6 +194,24 @@ def test_bulk_with_bulk_id_references_and_a_savepoint_per_operation(scim):
     assert [m["value"] for m in groups[0]["members"]] == [users[0]["id"]]
 
 
+def test_bulk_operations_on_one_user_each_write_what_the_one_before_left(scim):
+    ann = scim.create_user("ann@acme.com")
+    patch = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+    body = {"schemas": [BULK_SCHEMA], "Operations": [
+        {"method": "PATCH", "path": f"/Users/{ann['id']}",
+         "data": {"schemas": [patch], "Operations": [{"op": "replace", "path": "title", "value": "Lead"}]}},
+        {"method": "PATCH", "path": f"/Users/{ann['id']}", "version": ann["meta"]["version"],
+         "data": {"schemas": [patch], "Operations": [{"op": "replace", "path": "nickName", "value": "stale"}]}},
+        {"method": "PATCH", "path": f"/Users/{ann['id']}",
+         "data": {"schemas": [patch], "Operations": [{"op": "replace", "path": "displayName", "value": "Ann B"}]}},
+    ]}
+    answer = scim.call("POST", "/Bulk", body)
+    assert [operation["status"] for operation in answer.body["Operations"]] == ["200", "412", "200"]
+    stored = scim.call("GET", f"/Users/{ann['id']}").body
+    assert (stored["title"], stored["displayName"], stored.get("nickName")) == ("Lead", "Ann B", None)
+    assert stored["meta"]["version"] not in (ann["meta"]["version"], answer.body["Operations"][0]["version"])
+
+
 def test_group_members_must_be_users_of_the_tenant(scim_tenant):
     acme, beta = scim_tenant("acme"), scim_tenant("beta")
     stranger = beta.create_user("x@beta.com")

@@ -20,8 +20,9 @@ class TestPostgresScimStorage(ScimStorageContract):
     def provider(self):
         return scim_provider()
 
-    @pytest.fixture
-    def storage(self, make_tenant):
+    @pytest.fixture(params=[False, True], ids=["reads", "reads-for-update"])
+    def storage(self, request, make_tenant):
+        # reads-for-update: how a writing request uses it (the write reuses the row its read locked).
         tenant = make_tenant(f"contract-{next(_tenants)}", provisioning="scim")
         with db.transaction(tenant_id=tenant.id) as conn:
-            yield PostgresScimStorage(conn, tenant, Actor(ActorKind.SCIM_TOKEN, "contract"))
+            yield PostgresScimStorage(conn, tenant, Actor(ActorKind.SCIM_TOKEN, "contract"), lock_reads=request.param)

@@ -40,6 +40,22 @@ def test_a_transaction_rolls_back_when_its_block_raises(database):
         assert conn.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0
 
 
+
+def test_a_write_that_fails_unread_still_fails_the_block_and_rolls_it_back(database, monkeypatch):
+    # Pipelined: the duplicate is only answered at the end of the block, yet nothing is committed
+    # and the pooled connection is clean for the next transaction.
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "1")
+    def insert_twice() -> None:
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO tenants (slug, display_name) VALUES ('acme', 'Acme')")
+            conn.execute("INSERT INTO tenants (slug, display_name) VALUES ('acme', 'Acme again')")
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        insert_twice()
+    with db.transaction() as conn:
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone()[0] == 0
+        assert conn.execute("SELECT current_setting('app.tenant_id', true)").fetchone()[0] == ""
+
 def test_the_tenant_is_set_for_one_transaction_only(database, monkeypatch):
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "1")  # one physical connection: the next transaction reuses it
     with db.transaction(tenant_id="5b0c...tenant-a") as conn:

@@ -75,7 +75,8 @@ def test_tenant_a_cannot_write_rows_for_tenant_b(two_tenants_with_users):
         conn.execute("INSERT INTO users (tenant_id, primary_email, created_by_channel) VALUES (%s, 'x@y.z', 'scim')",
                      [beta.id])
     with db.transaction(tenant_id=acme.id) as conn:
-        assert conn.execute("UPDATE users SET given_name = 'hacked' WHERE tenant_id = %s", [beta.id]).rowcount == 0
+        updated = conn.execute("UPDATE users SET given_name = 'hacked' WHERE tenant_id = %s RETURNING id", [beta.id])
+        assert updated.fetchall() == []
 
 
 def test_a_transaction_without_a_tenant_sees_no_tenant_rows(two_tenants_with_users):
