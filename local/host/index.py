@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +57,15 @@ class IndexedFunction:
     def arg_name(self) -> str:
         return self.trigger["name"]
 
-    @property
+    @cached_property  # asked on every invocation; the function does not change
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.user_function)
 
-    @property
+    @cached_property
     def wants_context(self) -> bool:
         return "context" in inspect.signature(self.user_function).parameters
 
-    @property
+    @cached_property
     def methods(self) -> set[str] | None:
         methods = self.trigger.get("methods")
         return {method.upper() for method in methods} if methods else None
