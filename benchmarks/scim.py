@@ -8,11 +8,14 @@ in-process at a million users.
    The figure is operations per second and ours/theirs per operation (target: at least 1.0).
 2. In-process, on SCIM_BENCH_SEED_USERS (1,000,000) users seeded with COPY: the p50/p99 of
    ``userName eq`` through the Postgres ScimStorage (target p99 under 10 ms), and the process's peak
-   memory before and after the lookups (it must not grow with the number of users).
+   memory before and after the lookups (it must not grow with the number of users). Then a group of
+   100,000 of them (fewer when fewer are seeded): the p50/p99 of adding one member and removing it,
+   each a PATCH through the request layer, which must not load or rewrite the member list.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -34,8 +37,11 @@ USERS = int(os.environ.get("SCIM_BENCH_USERS", "20000"))
 OPERATIONS = int(os.environ.get("SCIM_BENCH_OPERATIONS", "2000"))
 SEED_USERS = int(os.environ.get("SCIM_BENCH_SEED_USERS", "1000000"))
 LOOKUPS = 2000
+LARGE_GROUP_MEMBERS = 100_000
+GROUP_PATCHES = 100
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 TOKEN = "bench-token-" + uuid.uuid4().hex
 
 
@@ -147,7 +153,7 @@ def _durability(database_url: str) -> dict[str, str]:
         return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in ("fsync", "synchronous_commit")}
 
 
-def _seed_with_copy(database_url: str, tenant_id: str, count: int) -> None:
+def _seed_with_copy(database_url: str, tenant_id: str, count: int) -> list[uuid.UUID]:
     """Users, their SCIM identity and their SCIM resource, written with COPY (as the database owner)."""
     import psycopg
     from psycopg.types.json import Jsonb
@@ -170,6 +176,51 @@ def _seed_with_copy(database_url: str, tenant_id: str, count: int) -> None:
                     copy.write_row((user_id, tenant_id, name, name, Jsonb({"schemas": [USER_SCHEMA], "userName": name,
                                                                            "active": True})))
         conn.execute("ANALYZE users, user_identities, scim_users")
+    return ids
+
+
+def _fill_group(database_url: str, tenant_id: str, group_id: str, members: list[uuid.UUID]) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        with conn.cursor().copy("COPY group_memberships (tenant_id, group_id, user_id) FROM STDIN") as copy:
+            for user_id in members:
+                copy.write_row((tenant_id, group_id, user_id))
+        conn.execute("ANALYZE group_memberships")  # as autovacuum would after such a load
+
+
+def _large_group(database_url: str, tenant: Any, users: list[uuid.UUID]) -> dict[str, Any]:
+    """Members-only PATCHes of a LARGE_GROUP_MEMBERS group through the request layer: one member
+    added, then removed, each its own request (the group's member list is never loaded)."""
+    from shared import db
+    from shared.scim.api import ScimCall, handle_scim
+    from shared.scim.tokens import create_scim_token
+
+    with db.transaction() as conn:
+        _, token = create_scim_token(conn, tenant, "bench", created_by="bench")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+
+    def call(method: str, path: str, body: dict[str, Any]) -> Any:
+        return handle_scim(ScimCall(tenant.slug, method, path, "http://127.0.0.1/api/scim/v2/seed", {}, headers,
+                                    json.dumps(body).encode()))
+
+    created = call("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "Everyone"})
+    group_id = created.body["id"]
+    size = max(0, min(LARGE_GROUP_MEMBERS, len(users) - GROUP_PATCHES))
+    _fill_group(database_url, tenant.id, group_id, users[:size])
+    samples = []
+    for user_id in users[size:size + GROUP_PATCHES]:
+        for operation in ({"op": "add", "path": "members", "value": [{"value": str(user_id)}]},
+                          {"op": "remove", "path": f'members[value eq "{user_id}"]'}):
+            begun = time.perf_counter()
+            answer = call("PATCH", f"/Groups/{group_id}", {"schemas": [PATCH_SCHEMA], "Operations": [operation]})
+            samples.append(time.perf_counter() - begun)
+            if int(answer.status) != 204:
+                raise RuntimeError(f"group PATCH answered {answer.status}: {answer.body}")
+    quantiles = statistics.quantiles(samples, n=100)
+    return {"group_members": size, "member_patches": len(samples),
+            "member_patch_p50_ms": round(statistics.median(samples) * 1000, 2),
+            "member_patch_p99_ms": round(quantiles[98] * 1000, 2)}
 
 
 def _lookups_at_scale(server_url: str, folder: Path) -> dict[str, Any]:
@@ -192,7 +243,7 @@ def _lookups_at_scale(server_url: str, folder: Path) -> dict[str, Any]:
     with db.transaction() as conn:
         tenant = create_tenant(conn, "seed", TenantChanges(display_name="Seed", add_domains=("bench.example",)))
     seeding = time.perf_counter()
-    _seed_with_copy(url, tenant.id, SEED_USERS)
+    users = _seed_with_copy(url, tenant.id, SEED_USERS)
     seed_seconds = time.perf_counter() - seeding
     user_type = resource_type_named("User")
     model = scim_provider().model_for(user_type)
@@ -207,6 +258,9 @@ def _lookups_at_scale(server_url: str, folder: Path) -> dict[str, Any]:
             page = storage.search([user_type], request)
             samples.append(time.perf_counter() - begun)
             assert page.total == 1
+    memory_after = _rss_kb(os.getpid())
+    os.environ["SCIM_CURSOR_SECRET"] = "bench"
+    large_group = _large_group(url, tenant, users)
     db.close_pools()
     quantiles = statistics.quantiles(samples, n=100)
     return {
@@ -214,7 +268,8 @@ def _lookups_at_scale(server_url: str, folder: Path) -> dict[str, Any]:
         "username_eq_p50_ms": round(statistics.median(samples) * 1000, 2),
         "username_eq_p99_ms": round(quantiles[98] * 1000, 2), "p99_target_ms": 10,
         "peak_rss_mb_before_lookups": round(memory_before / 1024, 1),
-        "peak_rss_mb_after_lookups": round(_rss_kb(os.getpid()) / 1024, 1),
+        "peak_rss_mb_after_lookups": round(memory_after / 1024, 1),
+        "large_group": large_group,
     }
 
 

@@ -95,3 +95,22 @@ def test_identity_lookup_by_email_uses_the_email_index(populated):
     with recording("primary_email_key") as recorded:
         populated.create_user("newcomer@acme.com", emails=[{"type": "work", "value": "Newcomer@acme.com"}])
     assert_index_backed("acme", recorded, "primary_email_key")
+
+
+def assert_no_scan(tenant_slug: str, recorded: Recorded) -> None:
+    assert recorded, "nothing was run"
+    for query, params in recorded:
+        plan = plan_of(tenant_slug, query, params)
+        assert "Seq Scan" not in plan, plan
+
+
+def test_member_changes_find_users_and_memberships_by_key(populated):
+    # Before ids were compared as uuid, a member added to a group read every user of the tenant.
+    users = populated.call("GET", "/Users").body["Resources"]
+    group = populated.create_group("Sales", [users[0]["id"]])
+    with recording("= ANY(") as recorded:
+        populated.patch(f"/Groups/{group['id']}",
+                        {"op": "add", "path": "members", "value": [{"value": users[1]["id"]}]},
+                        {"op": "remove", "path": f'members[value eq "{users[0]["id"]}"]'})
+    assert len(recorded) >= 3  # who exists, the insert, the delete
+    assert_no_scan("acme", recorded)

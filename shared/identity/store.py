@@ -41,6 +41,7 @@ revive it. Deleting a group ends its memberships; one change-log entry says so.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
@@ -84,6 +85,18 @@ def _user(row: dict[str, Any]) -> User:
         role_slugs=tuple(row["role_slugs"]), created_by_channel=row["created_by_channel"],
         version=row["version"], created_at=row["created_at"], updated_at=row["updated_at"],
     )
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    """The id as a UUID, or None when it is not one (ids are compared as uuid so the key index serves)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _uuids(values: list[str]) -> list[uuid.UUID]:
+    return sorted({key for key in map(_as_uuid, values) if key is not None})
 
 
 def _one_user(conn: psycopg.Connection, where: str, params: list[Any]) -> User | None:
@@ -319,7 +332,8 @@ def _require_authoritative(tenant: Tenant, channel: Channel, what: str) -> None:
 def get_user(conn: psycopg.Connection, tenant: Tenant, user_id: str) -> User:
     """A user of the tenant by id, whatever its status."""
     db.use_tenant(conn, tenant.id)
-    user = _one_user(conn, "tenant_id = %s AND id::text = %s", [tenant.id, user_id])
+    key = _as_uuid(user_id)
+    user = _one_user(conn, "tenant_id = %s AND id = %s", [tenant.id, key]) if key else None
     if user is None:
         raise UserNotFound(f"tenant {tenant.slug!r} has no user {user_id}")
     return user
@@ -413,9 +427,10 @@ def _group(row: dict[str, Any]) -> Group:
 
 def get_group(conn: psycopg.Connection, tenant: Tenant, group_id: str) -> Group:
     db.use_tenant(conn, tenant.id)
+    key = _as_uuid(group_id)
     row = conn.cursor(row_factory=dict_row).execute(
-        f"SELECT {_GROUP_COLUMNS} FROM groups WHERE tenant_id = %s AND id::text = %s",  # noqa: S608
-        [tenant.id, group_id]).fetchone()
+        f"SELECT {_GROUP_COLUMNS} FROM groups WHERE tenant_id = %s AND id = %s",  # noqa: S608
+        [tenant.id, key]).fetchone() if key else None
     if row is None:
         raise GroupNotFound(f"tenant {tenant.slug!r} has no group {group_id}")
     return _group(row)
@@ -478,17 +493,17 @@ def add_members(
     group = get_group(conn, tenant, group_id)
     if group.status == "deleted":
         raise GroupDeleted(f"group {group.id} was deleted")
-    wanted = sorted(set(user_ids))
-    known = {str(user_id) for (user_id,) in conn.execute(
-        "SELECT id FROM users WHERE tenant_id = %s AND id::text = ANY(%s) AND status <> 'deleted'",
+    wanted = _uuids(user_ids)
+    known = {user_id for (user_id,) in conn.execute(
+        "SELECT id FROM users WHERE tenant_id = %s AND id = ANY(%s) AND status <> 'deleted'",
         [tenant.id, wanted]).fetchall()}
-    unknown = [user_id for user_id in wanted if user_id not in known]
+    unknown = sorted({user_id for user_id in user_ids if _as_uuid(user_id) not in known})
     if unknown:
         raise UnknownMembers(unknown)
     added = sorted(str(user_id) for (user_id,) in conn.execute(
         "INSERT INTO group_memberships (tenant_id, group_id, user_id) SELECT %s, %s, id FROM users"
-        " WHERE id::text = ANY(%s) ON CONFLICT DO NOTHING RETURNING user_id",
-        [tenant.id, group.id, wanted]).fetchall())
+        " WHERE tenant_id = %s AND id = ANY(%s) ON CONFLICT DO NOTHING RETURNING user_id",
+        [tenant.id, group.id, tenant.id, wanted]).fetchall())
     append_changes(conn, tenant.id, actor, [Change("membership", group.id, "added", {}, related_id=user_id)
                                             for user_id in added])
     return added
@@ -501,8 +516,8 @@ def remove_members(
     _require_authoritative(tenant, channel, "manage memberships")
     group = get_group(conn, tenant, group_id)
     removed = sorted(str(user_id) for (user_id,) in conn.execute(
-        "DELETE FROM group_memberships WHERE group_id = %s AND user_id::text = ANY(%s) RETURNING user_id",
-        [group.id, sorted(set(user_ids))]).fetchall())
+        "DELETE FROM group_memberships WHERE group_id = %s AND user_id = ANY(%s) RETURNING user_id",
+        [group.id, _uuids(user_ids)]).fetchall())
     append_changes(conn, tenant.id, actor, [Change("membership", group.id, "removed", {}, related_id=user_id)
                                             for user_id in removed])
     return removed
@@ -510,5 +525,6 @@ def remove_members(
 
 def group_member_ids(conn: psycopg.Connection, tenant: Tenant, group_id: str) -> list[str]:
     db.use_tenant(conn, tenant.id)
+    key = _as_uuid(group_id)
     return [str(user_id) for (user_id,) in conn.execute(
-        "SELECT user_id FROM group_memberships WHERE group_id::text = %s ORDER BY user_id", [group_id]).fetchall()]
+        "SELECT user_id FROM group_memberships WHERE group_id = %s ORDER BY user_id", [key]).fetchall()] if key else []

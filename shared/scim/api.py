@@ -213,7 +213,10 @@ def _patch_members(storage: PostgresScimStorage, call: ScimCall, group_id: str,
             changed |= bool(storage.remove_members(group_id, sorted(current - wanted)))
     if changed:
         storage.touch_groups([group_id])
-    size = storage.conn.execute("SELECT count(*) FROM group_memberships WHERE group_id = %s", [group_id]).fetchone()[0]
+    # Counted only up to the threshold: whether the group is large, not how large.
+    size = storage.conn.execute(
+        "SELECT count(*) FROM (SELECT FROM group_memberships WHERE group_id = %s LIMIT %s) AS members",
+        [group_id, GROUP_PATCH_FULL_RESPONSE_MAX_MEMBERS + 1]).fetchone()[0]
     if size > GROUP_PATCH_FULL_RESPONSE_MAX_MEMBERS:
         version = storage.conn.execute("SELECT version FROM scim_groups WHERE group_id = %s", [group_id]).fetchone()[0]
         return ScimResponse(HTTPStatus.NO_CONTENT, None, {"ETag": f'W/"{version}"'})
