@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from shared.tenants.models import ProvisioningChannel
+
+_ID_LENGTH = 36
+
+
+def parse_id(value: object) -> uuid.UUID | None:
+    """A user or group id (the 36-character form) as a UUID, or None when it is not one: ids are
+    compared as uuid in SQL, where the key indexes serve, never as text."""
+    text = str(value) if value is not None else ""
+    if len(text) != _ID_LENGTH:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 class Channel(StrEnum):

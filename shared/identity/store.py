@@ -66,6 +66,7 @@ from shared.identity.models import (
     UserNotFound,
     UserStatus,
     authoritative_channels,
+    parse_id,
 )
 from shared.tenants.models import Tenant
 
@@ -87,16 +88,8 @@ def _user(row: dict[str, Any]) -> User:
     )
 
 
-def _as_uuid(value: str) -> uuid.UUID | None:
-    """The id as a UUID, or None when it is not one (ids are compared as uuid so the key index serves)."""
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
 def _uuids(values: list[str]) -> list[uuid.UUID]:
-    return sorted({key for key in map(_as_uuid, values) if key is not None})
+    return sorted({key for key in map(parse_id, values) if key is not None})
 
 
 def _one_user(conn: psycopg.Connection, where: str, params: list[Any]) -> User | None:
@@ -332,7 +325,7 @@ def _require_authoritative(tenant: Tenant, channel: Channel, what: str) -> None:
 def get_user(conn: psycopg.Connection, tenant: Tenant, user_id: str) -> User:
     """A user of the tenant by id, whatever its status."""
     db.use_tenant(conn, tenant.id)
-    key = _as_uuid(user_id)
+    key = parse_id(user_id)
     user = _one_user(conn, "tenant_id = %s AND id = %s", [tenant.id, key]) if key else None
     if user is None:
         raise UserNotFound(f"tenant {tenant.slug!r} has no user {user_id}")
@@ -427,7 +420,7 @@ def _group(row: dict[str, Any]) -> Group:
 
 def get_group(conn: psycopg.Connection, tenant: Tenant, group_id: str) -> Group:
     db.use_tenant(conn, tenant.id)
-    key = _as_uuid(group_id)
+    key = parse_id(group_id)
     row = conn.cursor(row_factory=dict_row).execute(
         f"SELECT {_GROUP_COLUMNS} FROM groups WHERE tenant_id = %s AND id = %s",  # noqa: S608
         [tenant.id, key]).fetchone() if key else None
@@ -497,7 +490,7 @@ def add_members(
     known = {user_id for (user_id,) in conn.execute(
         "SELECT id FROM users WHERE tenant_id = %s AND id = ANY(%s) AND status <> 'deleted'",
         [tenant.id, wanted]).fetchall()}
-    unknown = sorted({user_id for user_id in user_ids if _as_uuid(user_id) not in known})
+    unknown = sorted({user_id for user_id in user_ids if parse_id(user_id) not in known})
     if unknown:
         raise UnknownMembers(unknown)
     added = sorted(str(user_id) for (user_id,) in conn.execute(
@@ -525,6 +518,6 @@ def remove_members(
 
 def group_member_ids(conn: psycopg.Connection, tenant: Tenant, group_id: str) -> list[str]:
     db.use_tenant(conn, tenant.id)
-    key = _as_uuid(group_id)
+    key = parse_id(group_id)
     return [str(user_id) for (user_id,) in conn.execute(
         "SELECT user_id FROM group_memberships WHERE group_id = %s ORDER BY user_id", [key]).fetchall()] if key else []

@@ -48,6 +48,7 @@ from shared.identity.models import (
     IdentityError,
     PersonClaims,
     UnknownMembers,
+    parse_id,
 )
 from shared.scim.provider import IDENTITY_SCHEMA, scim_provider
 from shared.scim.sql import GROUPS, USERS, Params, Table, compile_filter, sort_key
@@ -56,16 +57,6 @@ from shared.tenants.models import Tenant
 SCIM_ISSUER = "scim"
 # A document never keeps these: id and meta are columns, groups is computed, a password is never stored.
 _NOT_STORED = ("id", "meta", "password", "groups")
-_GUID_LENGTH = 36
-
-
-def _as_uuid(value: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value and len(str(value)) == _GUID_LENGTH else None
-    except ValueError:
-        return None
-
-
 def _version(number: int) -> str:
     return f'W/"{number}"'
 
@@ -164,7 +155,7 @@ class PostgresScimStorage(ScimStorage):
         return self._model(table).model_validate(document)
 
     def _stored_row(self, table: Table, resource_id: str | None, *, lock: bool = False) -> dict[str, Any]:
-        key = _as_uuid(resource_id)
+        key = parse_id(resource_id)
         rows = self._rows(table, [key], lock=lock) if key else []
         if not rows:
             raise NotFoundException(detail=f"{table.resource_type} {resource_id!r} not found")
@@ -359,7 +350,7 @@ class PostgresScimStorage(ScimStorage):
         candidate = extension.get("entraObjectId")
         if candidate is None and (self.tenant.entra_tenant_id or self.tenant.teams_tenant_id):
             candidate = resource.external_id
-        parsed = _as_uuid(candidate)
+        parsed = parse_id(candidate)
         return str(parsed) if parsed else None
 
     def _sync(self, resource: Any, external_id: str | None) -> str:
@@ -485,7 +476,7 @@ class PostgresScimStorage(ScimStorage):
             kind = member.get("type") if isinstance(member, dict) else getattr(member, "type", None)
             if kind is not None and str(kind).lower() == "group":
                 raise InvalidValueException(detail="groups cannot be members of groups here")
-            parsed = _as_uuid(value)
+            parsed = parse_id(value)
             if parsed is None:
                 raise InvalidValueException(detail=f"member {value!r} is not a user of this tenant")
             ids.append(str(parsed))
