@@ -81,6 +81,9 @@ class PersonClaims:
     entra_object_id: str | None = None
     role_slugs: tuple[str, ...] | None = None
     active: bool | None = None
+    # Profile fields the channel states in full: None there means "empty", not "says nothing" (a
+    # directory snapshot, where a name that disappeared must be cleared).
+    clears_absent: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

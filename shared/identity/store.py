@@ -46,6 +46,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from shared import db
 from shared.identity.changelog import Change, append_changes
@@ -56,6 +57,7 @@ from shared.identity.models import (
     GroupDeleted,
     GroupNotFound,
     IdentityConflict,
+    IdentityError,
     NotAuthoritative,
     NotProvisioned,
     Outcome,
@@ -246,6 +248,8 @@ def _planned_update(user: User, claims: PersonClaims, authoritative: bool) -> tu
     changes: dict[str, Any] = {}
     for name in _PROFILE_FIELDS:
         if name not in claimed:
+            if authoritative and name in claims.clears_absent and getattr(user, name) is not None:
+                changes[name] = None
             continue
         current = getattr(user, name)
         may_change = authoritative or current is None
@@ -300,7 +304,11 @@ def sync_person(conn: psycopg.Connection, tenant: Tenant, claims: PersonClaims, 
         raise NotProvisioned(f"the user matching this {claims.channel.value} identity was deleted")
 
     changes, status_outcome = _planned_update(user, claims, authoritative)
-    _check_unique(conn, tenant.id, user.id, changes)
+    unique_values = dict(changes)
+    if status_outcome is Outcome.RESTORED:  # a tombstone's values were free for others meanwhile
+        unique_values.setdefault("primary_email", user.primary_email)
+        unique_values.setdefault("entra_object_id", user.entra_object_id)
+    _check_unique(conn, tenant.id, user.id, unique_values)
     linked = _link_identity(conn, tenant.id, user.id, claims)
     if changes:
         before = _snapshot(user)
@@ -314,6 +322,194 @@ def sync_person(conn: psycopg.Connection, tenant: Tenant, claims: PersonClaims, 
             "user", user.id, Outcome.LINKED.value, {"identity": f"{claims.channel.value}:{claims.issuer}"})])
         return SyncResult(user, Outcome.LINKED)
     return SyncResult(user, Outcome.UNCHANGED)
+
+
+# --- many people at once ---------------------------------------------------------------------------
+#
+# A directory that catches up sends thousands of people; one set-based statement per step instead
+# of several per person. Only the plain cases take the fast path: a person already linked whose
+# change touches no unique value, or a new person whose email no user has (live or deleted) and who
+# carries no Entra object id. Everything else goes through sync_person, one by one, with every rule.
+
+
+def _new_user_rows(claims_list: list[PersonClaims]) -> list[tuple[str, PersonClaims, dict[str, Any]]]:
+    return [(str(uuid.uuid4()), claims, _claimed_values(claims)) for claims in claims_list]
+
+
+def _insert_new_people(conn: psycopg.Connection, tenant: Tenant, new: list[tuple[str, PersonClaims, dict[str, Any]]]
+                       ) -> dict[str, User]:
+    statuses = [UserStatus.INACTIVE.value if claims.active is False else UserStatus.ACTIVE.value
+                for _, claims, _ in new]
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"INSERT INTO users (id, tenant_id, primary_email, given_name, family_name, display_name, role_slugs,"  # noqa: S608
+        f" status, created_by_channel, deactivated_at)"
+        f" SELECT v.id, %s, v.email, v.given, v.family, v.display, ARRAY(SELECT jsonb_array_elements_text(v.roles)),"
+        f" v.status, %s, CASE WHEN v.status = 'inactive' THEN now() END"
+        f" FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::text[])"
+        f" AS v(id, email, given, family, display, roles, status) RETURNING {_USER_COLUMNS}",
+        [tenant.id, new[0][1].channel.value, [user_id for user_id, _, _ in new],
+         [values.get("primary_email") for _, _, values in new], [values.get("given_name") for _, _, values in new],
+         [values.get("family_name") for _, _, values in new], [values.get("display_name") for _, _, values in new],
+         [Jsonb(sorted(set(claims.role_slugs or ()))) for _, claims, _ in new], statuses]).fetchall()
+    users = {str(row["id"]): _user(row) for row in rows}
+    conn.execute(
+        "INSERT INTO user_identities (tenant_id, user_id, channel, issuer, external_id, email)"
+        " SELECT %s, v.user_id, %s, %s, v.external_id, v.email FROM unnest(%s::uuid[], %s::text[], %s::text[])"
+        " AS v(user_id, external_id, email)",
+        [tenant.id, new[0][1].channel.value, new[0][1].issuer, [user_id for user_id, _, _ in new],
+         [claims.external_id for _, claims, _ in new], [_clean(claims.email) for _, claims, _ in new]])
+    return users
+
+
+def _update_people(conn: psycopg.Connection, updates: list[tuple[User, dict[str, Any]]]) -> dict[str, User]:
+    """Write planned changes (no unique value among them) in one statement."""
+    def value(user: User, changes: dict[str, Any], name: str) -> Any:
+        return changes[name] if name in changes else getattr(user, name)
+
+    rows = conn.cursor(row_factory=dict_row).execute(
+        f"UPDATE users u SET given_name = v.given, family_name = v.family, display_name = v.display,"  # noqa: S608
+        f" role_slugs = ARRAY(SELECT jsonb_array_elements_text(v.roles)), status = v.status,"
+        f" deactivated_at = CASE WHEN v.status = u.status THEN u.deactivated_at"
+        f"                       WHEN v.status = 'inactive' THEN now() END,"
+        f" deleted_at = CASE WHEN v.status = u.status THEN u.deleted_at END,"
+        f" version = u.version + 1, updated_at = now()"
+        f" FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::text[])"
+        f" AS v(id, given, family, display, roles, status) WHERE u.id = v.id"
+        f" RETURNING {', '.join('u.' + column.strip() for column in _USER_COLUMNS.split(','))}",
+        [[user.id for user, _ in updates], [value(user, changes, "given_name") for user, changes in updates],
+         [value(user, changes, "family_name") for user, changes in updates],
+         [value(user, changes, "display_name") for user, changes in updates],
+         [Jsonb(list(value(user, changes, "role_slugs"))) for user, changes in updates],
+         [value(user, changes, "status") if "status" in changes else user.status.value for user, changes in updates]],
+    ).fetchall()
+    return {str(row["id"]): _user(row) for row in rows}
+
+
+def _refresh_identities(conn: psycopg.Connection, tenant: Tenant, claims_list: list[PersonClaims]) -> None:
+    if not claims_list:
+        return
+    conn.execute(
+        "UPDATE user_identities i SET email = v.email, last_seen_at = now()"
+        " FROM unnest(%s::text[], %s::text[]) AS v(external_id, email)"
+        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = v.external_id",
+        [[claims.external_id for claims in claims_list], [_clean(claims.email) for claims in claims_list],
+         tenant.id, claims_list[0].channel.value, claims_list[0].issuer])
+
+
+def _contested_emails(conn: psycopg.Connection, tenant: Tenant, claims_list: list[PersonClaims],
+                      linked: dict[str, User]) -> set[str]:
+    """Emails a new person may not take on the fast path, because the outcome would depend on the
+    order people are handled in: held by a user already (live or deleted), named twice in the batch,
+    or claimed by someone who goes the slow way (a changed email, an Entra object id)."""
+    seen: set[str] = set()
+    contested: set[str] = set()
+    for claims in claims_list:
+        email = (_clean(claims.email) or "").lower()
+        if not email:
+            continue
+        user = linked.get(claims.external_id)
+        changing = user is not None and (user.primary_email or "").lower() != email
+        if email in seen or claims.entra_object_id or changing:
+            contested.add(email)
+        seen.add(email)
+    fresh = sorted(seen - contested)
+    if fresh:
+        contested.update(row[0] for row in conn.execute(
+            "SELECT DISTINCT primary_email_key FROM users WHERE tenant_id = %s AND primary_email_key = ANY(%s)",
+            [tenant.id, fresh]).fetchall())
+    return contested
+
+
+def sync_people(conn: psycopg.Connection, tenant: Tenant, claims_list: list[PersonClaims], actor: Actor
+                ) -> list[SyncResult | IdentityError]:
+    """sync_person for many people of one channel and issuer (each with its external id, none twice),
+    with the same rules and outcomes; a person the rules refuse gets their IdentityError in the list,
+    and the others are applied. Results come in the order of ``claims_list``."""
+    if not claims_list:
+        return []
+    channel, issuer = claims_list[0].channel, claims_list[0].issuer
+    external_ids = [claims.external_id for claims in claims_list]
+    if any(c.channel != channel or c.issuer != issuer for c in claims_list) or None in external_ids \
+            or len(set(external_ids)) != len(external_ids):
+        raise ValueError("sync_people takes people of one channel and issuer, each with a distinct external id")
+    db.use_tenant(conn, tenant.id)
+    authoritative = is_authoritative(tenant, channel)
+    linked = {row["external_id"]: _user(row) for row in conn.cursor(row_factory=dict_row).execute(
+        f"SELECT i.external_id, {', '.join('u.' + column.strip() for column in _USER_COLUMNS.split(','))}"  # noqa: S608
+        " FROM user_identities i JOIN users u ON u.id = i.user_id"
+        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = ANY(%s)",
+        [tenant.id, channel.value, issuer, external_ids]).fetchall()}
+    contested = _contested_emails(conn, tenant, claims_list, linked)
+
+    results: dict[int, SyncResult | IdentityError] = {}
+    slow: list[int] = []
+    new: list[tuple[int, PersonClaims]] = []
+    updates: list[tuple[int, User, dict[str, Any], Outcome | None]] = []
+    unchanged: list[tuple[int, User]] = []
+    for index, claims in enumerate(claims_list):
+        user = linked.get(claims.external_id)
+        if user is None:
+            email = (_clean(claims.email) or "").lower()
+            if claims.entra_object_id or not authoritative or (email and email in contested):
+                slow.append(index)  # matching or refusing takes every rule: sync_person
+            else:
+                new.append((index, claims))
+            continue
+        if user.status is UserStatus.DELETED:
+            slow.append(index)  # a tombstone returning: its email may be someone else's by now
+            continue
+        changes, status_outcome = _planned_update(user, claims, authoritative)
+        if "primary_email" in changes or "entra_object_id" in changes:
+            slow.append(index)
+        elif changes:
+            updates.append((index, user, changes, status_outcome))
+        else:
+            unchanged.append((index, user))
+
+    entries: list[Change] = []
+    if new:
+        rows = _new_user_rows([claims for _, claims in new])
+        created = _insert_new_people(conn, tenant, rows)
+        for (index, _), (user_id, _, _) in zip(new, rows, strict=True):
+            user = created[user_id]
+            results[index] = SyncResult(user, Outcome.CREATED)
+            entries.append(Change("user", user.id, Outcome.CREATED.value, _snapshot(user)))
+    if updates:
+        written = _update_people(conn, [(user, changes) for _, user, changes, _ in updates])
+        for index, before, _, status_outcome in updates:
+            after = written[before.id]
+            old, now = _snapshot(before), _snapshot(after)
+            outcome = status_outcome or Outcome.UPDATED
+            results[index] = SyncResult(after, outcome)
+            entries.append(Change("user", after.id, outcome.value,
+                                  {name: [old[name], value] for name, value in now.items() if old[name] != value}))
+    for index, user in unchanged:
+        results[index] = SyncResult(user, Outcome.UNCHANGED)
+    _refresh_identities(conn, tenant, [claims_list[index] for index, *_ in updates]
+                        + [claims_list[index] for index, _ in unchanged])
+    append_changes(conn, tenant.id, actor, entries)
+    for index in slow:
+        try:
+            results[index] = sync_person(conn, tenant, claims_list[index], actor)
+        except IdentityError as error:
+            results[index] = error
+    return [results[index] for index in range(len(claims_list))]
+
+
+def deactivate_identities(conn: psycopg.Connection, tenant: Tenant, channel: Channel, issuer: str, actor: Actor
+                          ) -> list[str]:
+    """Deactivate every active user linked to this channel and issuer (a directory that was removed);
+    returns their ids. One change-log entry per user, as sync_person would write."""
+    _require_authoritative(tenant, channel, "deactivate users")
+    db.use_tenant(conn, tenant.id)
+    ids = sorted(str(user_id) for (user_id,) in conn.execute(
+        "UPDATE users u SET status = 'inactive', deactivated_at = now(), version = u.version + 1, updated_at = now()"
+        " WHERE u.tenant_id = %s AND u.status = 'active' AND u.id IN (SELECT i.user_id FROM user_identities i"
+        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s) RETURNING u.id",
+        [tenant.id, tenant.id, channel.value, issuer]).fetchall())
+    append_changes(conn, tenant.id, actor, [
+        Change("user", user_id, Outcome.DEACTIVATED.value, {"status": ["active", "inactive"]}) for user_id in ids])
+    return ids
 
 
 def _require_authoritative(tenant: Tenant, channel: Channel, what: str) -> None:

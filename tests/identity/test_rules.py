@@ -171,6 +171,18 @@ def test_inactive_users_stay_inactive_until_the_authoritative_channel_says(acme)
     assert sync(acme, scim("u-1", active=True)).user.status is UserStatus.ACTIVE
 
 
+def test_uniqueness_conflicts_are_reported_not_resolved_when_a_tombstone_returns(acme):
+    ann = sync(acme, scim("u-1", email="ann@acme.com"))
+    with db.transaction() as conn:
+        store.delete_user(conn, acme, ann.user.id, Channel.SCIM, SCIM_ACTOR)
+    newcomer = sync(acme, scim("u-2", email="ann@acme.com"))  # the address was free meanwhile
+    with pytest.raises(IdentityConflict, match="email 'ann@acme.com'") as conflict:
+        sync(acme, scim("u-1", given_name="Ann"))  # the first Ann returns, by her identity
+    assert conflict.value.other_user_id == newcomer.user.id
+    with db.transaction() as conn:
+        assert store.get_user(conn, acme, ann.user.id).status is UserStatus.DELETED
+
+
 def test_uniqueness_conflicts_are_reported_not_resolved(acme):
     sync(acme, scim("u-1", email="ann@acme.com", entra_object_id=OID))
     bob = sync(acme, scim("u-2", email="bob@acme.com"))
