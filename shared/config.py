@@ -103,6 +103,13 @@ def _https_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _secret_list(value: str) -> tuple[str, ...]:
+    secrets = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not 1 <= len(secrets) <= 2:
+        raise ValueError("must be one secret, or two separated by a comma during a rotation")
+    return secrets
+
+
 def _sslmode(value: str) -> str:
     if value not in _SSL_MODES:
         raise ValueError(f"must be one of {', '.join(_SSL_MODES)}")
@@ -249,6 +256,25 @@ PUBLIC_BASE_URL = _declare(
 SCIM_CURSOR_SECRET = _declare(
     "SCIM_CURSOR_SECRET", _text, "secret that seals SCIM cursors (RFC 9865), the same on every instance",
     secret=True)
+
+# WorkOS (Directory Sync; SSO). The SDK would read WORKOS_* from the environment itself: the code
+# passes every value explicitly, from here.
+WORKOS_API_KEY = _declare(
+    "WORKOS_API_KEY", _text, "WorkOS API key (sk_...): Events API, Admin Portal, organizations", secret=True)
+WORKOS_CLIENT_ID = _declare("WORKOS_CLIENT_ID", _text, "WorkOS client id (client_...)")
+WORKOS_BASE_URL = _declare(
+    "WORKOS_BASE_URL", _https_or_loopback_url, "WorkOS API origin; empty: https://api.workos.com (the local "
+    "stand-in in local runs)")
+WORKOS_PRODUCTION_URL = "https://api.workos.com"
+WORKOS_WEBHOOK_SECRET = _declare(
+    "WORKOS_WEBHOOK_SECRET", _secret_list, "webhook signing secret of the WorkOS endpoint; during a rotation "
+    "'NEW,OLD' (both are accepted)", secret=True)
+DSYNC_POLL_SCHEDULE = _declare(
+    "DSYNC_POLL_SCHEDULE", _text, "NCRONTAB schedule of the Directory Sync Events API poller (seconds first, UTC)",
+    default="0 */1 * * * *")
+DSYNC_EVENT_RETENTION_DAYS = _declare(
+    "DSYNC_EVENT_RETENTION_DAYS", _positive_int, "days applied Directory Sync events stay in the inbox",
+    default="30")
 
 # Retention (the timer's schedule is resolved by the host from %RETENTION_SCHEDULE%).
 RETENTION_SCHEDULE = _declare(
@@ -411,6 +437,30 @@ def public_base_url() -> str | None:
 
 def scim_cursor_secret() -> str:
     return SCIM_CURSOR_SECRET.required()
+
+
+@dataclass(frozen=True)
+class WorkOSSettings:
+    api_key: str
+    client_id: str | None
+    base_url: str
+
+
+def workos() -> WorkOSSettings:
+    return WorkOSSettings(WORKOS_API_KEY.required(), WORKOS_CLIENT_ID.optional(),
+                          WORKOS_BASE_URL.optional() or WORKOS_PRODUCTION_URL)
+
+
+def workos_configured() -> bool:
+    return WORKOS_API_KEY.optional() is not None
+
+
+def workos_webhook_secrets() -> tuple[str, ...]:
+    return WORKOS_WEBHOOK_SECRET.required()
+
+
+def dsync_event_retention_days() -> int:
+    return DSYNC_EVENT_RETENTION_DAYS.required()
 
 
 def admin_audit_retention_days() -> int:

@@ -182,6 +182,18 @@ class RetryPolicy:
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
 
 
+def guarded_httpx_client(service: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> httpx.Client:
+    """A plain httpx client with this module's SSRF guard, timeouts, user agent and no redirects, for
+    a vendor SDK that sends and retries by itself (the workos SDK takes one as ``http_client``)."""
+    return httpx.Client(
+        headers={"User-Agent": USER_AGENT},
+        timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+        transport=_GuardedTransport(service, config.outbound_allowed_local_hosts()),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
 class OutboundClient:
     """An HTTP client for one service, with the policy above. Use as a context manager or close()."""
 

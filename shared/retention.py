@@ -35,6 +35,10 @@ class PurgeRule:
 
 RULES: list[PurgeRule] = [
     PurgeRule("admin_audit", "occurred_at", lambda: timedelta(days=config.admin_audit_retention_days())),
+    # Applied Directory Sync events; pending, unmatched and failed ones stay until dealt with. (The
+    # registers remember versions, so an event delivered again after its purge is still stale.)
+    PurgeRule("workos_events", "applied_at", lambda: timedelta(days=config.dsync_event_retention_days()),
+              "status IN ('applied', 'stale', 'refused')"),
 ]
 
 

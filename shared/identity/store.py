@@ -717,3 +717,23 @@ def group_member_ids(conn: psycopg.Connection, tenant: Tenant, group_id: str) ->
     key = parse_id(group_id)
     return [str(user_id) for (user_id,) in conn.execute(
         "SELECT user_id FROM group_memberships WHERE group_id = %s ORDER BY user_id", [key]).fetchall()] if key else []
+
+
+def users_by_identity(conn: psycopg.Connection, tenant: Tenant, channel: Channel, issuer: str,
+                      external_ids: list[str]) -> dict[str, str]:
+    """The live (not deleted) users linked to these identities: external id -> user id."""
+    db.use_tenant(conn, tenant.id)
+    return {external_id: str(user_id) for external_id, user_id in conn.execute(
+        "SELECT i.external_id, i.user_id FROM user_identities i JOIN users u ON u.id = i.user_id"
+        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = ANY(%s)"
+        " AND u.status <> 'deleted'", [tenant.id, channel.value, issuer, external_ids]).fetchall()}
+
+
+def groups_by_key(conn: psycopg.Connection, tenant: Tenant, channel: Channel, issuer: str,
+                  external_ids: list[str], *, include_deleted: bool = False) -> dict[str, str]:
+    """The groups with these keys: external id -> group id (live ones unless asked)."""
+    db.use_tenant(conn, tenant.id)
+    return {external_id: str(group_id) for external_id, group_id in conn.execute(
+        "SELECT external_id, id FROM groups WHERE tenant_id = %s AND channel = %s AND issuer = %s"
+        " AND external_id = ANY(%s) AND (%s OR status = 'active')",
+        [tenant.id, channel.value, issuer, external_ids, include_deleted]).fetchall()}

@@ -129,6 +129,13 @@ def get_tenant(conn: psycopg.Connection, slug: str) -> Tenant:
     return tenant_from_row(row)
 
 
+def get_tenant_by_id(conn: psycopg.Connection, tenant_id: str) -> Tenant:
+    row = conn.cursor(row_factory=dict_row).execute(SELECT_TENANT + " WHERE t.id = %s", [tenant_id]).fetchone()
+    if row is None:
+        raise TenantNotFound(f"no tenant with id {tenant_id}")
+    return tenant_from_row(row)
+
+
 def find_tenant_by_domain(conn: psycopg.Connection, domain: str) -> Tenant | None:
     row = conn.cursor(row_factory=dict_row).execute(
         SELECT_TENANT + " JOIN tenant_domains own ON own.tenant_id = t.id WHERE own.domain = %s",

@@ -26,8 +26,24 @@ def _count(database) -> int:
 def test_rows_past_their_retention_are_purged_and_the_rest_kept(database, monkeypatch):
     monkeypatch.setenv("ADMIN_AUDIT_RETENTION_DAYS", "30")
     _audit_rows(database, [1, 29, 31, 400])
-    assert retention.purge_expired() == {"admin_audit": 2}
+    assert retention.purge_expired() == {"admin_audit": 2, "workos_events": 0}
     assert _count(database) == 2
+
+
+def test_applied_directory_events_go_after_their_retention_and_unfinished_ones_stay(database, make_tenant):
+    tenant = make_tenant("acme")
+    with psycopg.connect(database) as conn:
+        for number, (status, age) in enumerate([("applied", 31), ("stale", 31), ("refused", 31), ("applied", 29),
+                                                ("pending", 90), ("failed", 90), ("unmatched", 90)]):
+            conn.execute(
+                "INSERT INTO workos_events (id, event, created_at, payload, received_via, tenant_id, status,"
+                " applied_at) VALUES (%s, 'dsync.user.created', now(), '{}', 'webhook', %s, %s,"
+                " CASE WHEN %s IN ('applied', 'stale', 'refused', 'failed') THEN now() - make_interval(days => %s) END)",
+                [f"event_{number}", None if status == "unmatched" else tenant.id, status, status, age])
+    assert retention.purge_expired()["workos_events"] == 3
+    with psycopg.connect(database) as conn:
+        kept = sorted(row[0] for row in conn.execute("SELECT status FROM workos_events"))
+    assert kept == ["applied", "failed", "pending", "unmatched"]
 
 
 def test_a_backlog_is_purged_in_bounded_batches(database):

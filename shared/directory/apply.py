@@ -1,0 +1,521 @@
+"""Applying Directory Sync events to the identity store: in any order, any number of times.
+
+WorkOS does not promise order, and webhooks and the Events API may both deliver an event. So what a
+directory said last is kept per entity with its version ("registers", migration 0005), and the
+identity store is made to follow the registers:
+
+- a user's and a group's version is (``updated_at``, the event's ``created_at``, the event id); a
+  membership's is (the event's ``created_at``, the event id). An event older than the register is
+  ``stale`` and changes nothing; the newest statement in a batch wins;
+- a deleted user, a deleted group and a deleted directory are tombstones: final, whatever arrives
+  later (a late ``user.updated`` cannot bring a deleted user back);
+- a user exists in the store once any event has described them (the ``user_added`` events carry
+  the user and the group too); they are active when their state is ``active`` and their directory
+  is not deleted (``dsync.deleted`` deactivates every user of the directory, and a user described
+  late is created inactive);
+- a membership is in the store when its register says present and both its user and its group are
+  live: a membership that arrives before its user or group is applied when they appear, and ends
+  when either is deleted;
+- the identity store's rules still decide (tests/identity/test_rules.py): a tenant whose
+  authoritative channel is not ``workos`` gets its users linked and filled, nothing more, and what
+  the rules refuse is recorded as ``refused`` with the reason.
+
+So any permutation and duplication of a stream ends in the state of the ordered stream
+(tests/directory/test_convergence.py). ``drain_directory`` applies a directory's pending events in
+batches while holding the directory's lease (one applier per directory, whatever the number of
+instances); each batch is one transaction with its inbox marks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from shared import db
+from shared.directory import inbox
+from shared.directory.events import (
+    DIRECTORY_EVENTS,
+    GROUP_EVENTS,
+    MEMBERSHIP_EVENTS,
+    USER_EVENTS,
+    DirectoryEvent,
+    parse_time,
+)
+from shared.identity import store
+from shared.identity.models import Actor, ActorKind, Channel, IdentityError, Outcome, PersonClaims
+from shared.tenants.models import Tenant
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120
+BATCH_SIZE = 500
+LIVE_OUTCOMES = (Outcome.CREATED, Outcome.RESTORED)
+# What a directory snapshot states in full: a name or email it no longer has is cleared.
+SNAPSHOT_FIELDS = frozenset({"primary_email", "given_name", "family_name", "display_name"})
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    updated_at: datetime
+    created_at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What one event says about one entity (an embedded user or group has no event of its own)."""
+
+    key: Any
+    version: Version
+    event_id: str | None
+    deleted: bool = False
+    present: bool = True
+    snapshot: dict[str, Any] | None = None
+
+
+def directory_actor(directory_id: str) -> Actor:
+    return Actor(ActorKind.IDP, f"workos:{directory_id}")
+
+
+class _Outcomes:
+    def __init__(self) -> None:
+        self.by_event: dict[str, inbox.Outcome] = {}
+
+    def set(self, event_id: str | None, status: str, detail: str) -> None:
+        if event_id is not None:
+            self.by_event[event_id] = inbox.Outcome(event_id, status, detail)
+
+    def report(self, decision: _Decision, status: str, detail: str) -> None:
+        for event_id in decision.reported:
+            self.set(event_id, status, detail)
+
+
+# --- the statements of a batch ---------------------------------------------------------------------
+
+
+def _user_statements(events: list[DirectoryEvent]) -> dict[str, list[Statement]]:
+    statements: dict[str, list[Statement]] = defaultdict(list)
+    for event in events:
+        if event.event in USER_EVENTS:
+            user, event_id = event.data, event.id
+        elif event.event in MEMBERSHIP_EVENTS:
+            user, event_id = event.data["user"], None
+        else:
+            continue
+        version = Version(parse_time(user["updated_at"], "updated_at"), event.created_at, event.id)
+        statements[user["id"]].append(Statement(
+            user["id"], version, event_id, deleted=event.event == "dsync.user.deleted", snapshot=user))
+    return statements
+
+
+def _group_statements(events: list[DirectoryEvent]) -> dict[str, list[Statement]]:
+    statements: dict[str, list[Statement]] = defaultdict(list)
+    for event in events:
+        if event.event in GROUP_EVENTS:
+            group, event_id = event.data, event.id
+        elif event.event in MEMBERSHIP_EVENTS:
+            group, event_id = event.data["group"], None
+        else:
+            continue
+        version = Version(parse_time(group["updated_at"], "updated_at"), event.created_at, event.id)
+        statements[group["id"]].append(Statement(
+            group["id"], version, event_id, deleted=event.event == "dsync.group.deleted", snapshot=group))
+    return statements
+
+
+def _membership_statements(events: list[DirectoryEvent]) -> dict[tuple[str, str], list[Statement]]:
+    statements: dict[tuple[str, str], list[Statement]] = defaultdict(list)
+    for event in events:
+        if event.event in MEMBERSHIP_EVENTS:
+            key = (event.data["group"]["id"], event.data["user"]["id"])
+            version = Version(event.created_at, event.created_at, event.id)
+            statements[key].append(Statement(key, version, event.id, present=event.event == "dsync.group.user_added"))
+    return statements
+
+
+@dataclass(frozen=True)
+class _Decision:
+    winner: Statement | None  # None: nothing to change
+    deleted: bool
+    # The events that described the winning state (a user.created and the user_added that embeds
+    # the same snapshot): each is reported with the winner's outcome.
+    reported: tuple[str, ...] = ()
+
+
+def _decide(statements: list[Statement], register: tuple[Version, bool] | None, outcomes: _Outcomes,
+            noun: str) -> _Decision:
+    """Which statement, if any, changes the entity; marks the events that lose."""
+    if register is not None and register[1]:
+        for statement in statements:
+            outcomes.set(statement.event_id, "stale", f"the {noun} was deleted")
+        return _Decision(None, True)
+    deletions = [statement for statement in statements if statement.deleted]
+    if deletions:
+        winner = max(deletions, key=lambda statement: statement.version)
+        for statement in statements:
+            if not statement.deleted:
+                outcomes.set(statement.event_id, "stale", f"the {noun} was deleted")
+        return _Decision(winner, True, tuple(s.event_id for s in deletions if s.event_id))
+    winner = max(statements, key=lambda statement: statement.version)
+    if register is not None and winner.version <= register[0]:
+        for statement in statements:
+            outcomes.set(statement.event_id, "stale", f"a newer state of the {noun} is known")
+        return _Decision(None, False)
+    reported = []
+    for statement in statements:
+        if statement is winner or statement.version.updated_at == winner.version.updated_at:
+            reported.append(statement.event_id)
+        else:
+            outcomes.set(statement.event_id, "stale", f"superseded by a newer event about the {noun}")
+    return _Decision(winner, False, tuple(event_id for event_id in reported if event_id))
+
+
+# --- registers -------------------------------------------------------------------------------------
+
+
+def _entity_registers(conn: psycopg.Connection, table: str, key_column: str, directory_id: str,
+                      keys: list[str]) -> dict[str, tuple[Version, bool]]:
+    rows = conn.execute(
+        f"SELECT {key_column}, updated_at, event_created_at, event_id, deleted FROM {table}"  # noqa: S608 - fixed names
+        f" WHERE directory_id = %s AND {key_column} = ANY(%s)", [directory_id, keys]).fetchall()
+    return {row[0]: (Version(row[1], row[2], row[3]), row[4]) for row in rows}
+
+
+def _write_entity_registers(conn: psycopg.Connection, table: str, key_column: str, tenant: Tenant,
+                            directory_id: str, decided: list[tuple[str, _Decision]]) -> None:
+    rows = [(key, decision.winner.version, decision.deleted) for key, decision in decided if decision.winner]
+    if not rows:
+        return
+    conn.execute(
+        f"INSERT INTO {table} (tenant_id, directory_id, {key_column}, updated_at, event_created_at, event_id, deleted)"  # noqa: S608
+        f" SELECT %s, %s, r.key, r.updated_at, r.created_at, r.event_id, r.deleted"
+        f" FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::boolean[])"
+        f" AS r(key, updated_at, created_at, event_id, deleted)"
+        f" ON CONFLICT (directory_id, {key_column}) DO UPDATE SET updated_at = EXCLUDED.updated_at,"
+        f" event_created_at = EXCLUDED.event_created_at, event_id = EXCLUDED.event_id, deleted = EXCLUDED.deleted",
+        [tenant.id, directory_id, [key for key, _, _ in rows], [version.updated_at for _, version, _ in rows],
+         [version.created_at for _, version, _ in rows], [version.event_id for _, version, _ in rows],
+         [deleted for _, _, deleted in rows]])
+
+
+# --- users -------------------------------------------------------------------------------------------
+
+
+def person_claims(directory_id: str, user: dict[str, Any], *, directory_deleted: bool) -> PersonClaims:
+    roles = [role["slug"] for role in user.get("roles") or []]
+    if not roles and user.get("role"):
+        roles = [user["role"]["slug"]]
+    names = " ".join(part for part in (user.get("first_name"), user.get("last_name")) if part)
+    return PersonClaims(
+        Channel.WORKOS, directory_id, user["id"], email=user.get("email"), given_name=user.get("first_name"),
+        family_name=user.get("last_name"), display_name=user.get("name") or names or None,
+        role_slugs=tuple(sorted(set(roles))), active=user["state"] == "active" and not directory_deleted,
+        clears_absent=SNAPSHOT_FIELDS)
+
+
+def _apply_users(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent],
+                 directory_deleted: bool, outcomes: _Outcomes) -> set[str]:
+    """Returns the users who became live (created or restored)."""
+    statements = _user_statements(events)
+    if not statements:
+        return set()
+    registers = _entity_registers(conn, "workos_directory_users", "user_id", directory_id, sorted(statements))
+    decided = [(key, _decide(items, registers.get(key), outcomes, "user")) for key, items in statements.items()]
+    _write_entity_registers(conn, "workos_directory_users", "user_id", tenant, directory_id, decided)
+    actor = directory_actor(directory_id)
+    # A deleted user is written as the deletion describes them, then tombstoned: so the tombstone is
+    # the same whether the deletion came last, first, or alone.
+    winners = [decision for _, decision in decided if decision.winner]
+    claims = [person_claims(directory_id, decision.winner.snapshot,
+                            directory_deleted=directory_deleted or decision.deleted) for decision in winners]
+    became_live: set[str] = set()
+    for decision, result in zip(winners, store.sync_people(conn, tenant, claims, actor), strict=True):
+        if isinstance(result, IdentityError):
+            outcomes.report(decision, "refused", str(result))
+        elif decision.deleted:
+            try:
+                store.delete_user(conn, tenant, result.user.id, Channel.WORKOS, actor)
+                outcomes.report(decision, "applied", f"user {result.user.id} deleted")
+            except IdentityError as error:
+                outcomes.report(decision, "refused", str(error))
+        else:
+            outcomes.report(decision, "applied", f"user {result.user.id} {result.outcome.value}")
+            if result.outcome in LIVE_OUTCOMES:
+                became_live.add(decision.winner.key)
+    return became_live
+
+
+# --- groups ------------------------------------------------------------------------------------------
+
+
+def _apply_groups(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent],
+                  outcomes: _Outcomes) -> set[str]:
+    """Returns the groups that were created."""
+    statements = _group_statements(events)
+    if not statements:
+        return set()
+    registers = _entity_registers(conn, "workos_directory_groups", "group_id", directory_id, sorted(statements))
+    decided = [(key, _decide(items, registers.get(key), outcomes, "group")) for key, items in statements.items()]
+    _write_entity_registers(conn, "workos_directory_groups", "group_id", tenant, directory_id, decided)
+    actor = directory_actor(directory_id)
+    created: set[str] = set()
+    for key, decision in decided:
+        statement = decision.winner
+        if statement is None:
+            continue
+        try:
+            group, outcome = store.upsert_group(
+                conn, tenant, Channel.WORKOS, directory_id, key, statement.snapshot["name"], actor)
+            if decision.deleted:  # written as the deletion describes it, then tombstoned (as users)
+                store.delete_group(conn, tenant, group.id, Channel.WORKOS, actor)
+                outcomes.report(decision, "applied", f"group {group.id} deleted")
+                continue
+            outcomes.report(decision, "applied", f"group {group.id} {outcome.value}")
+            if outcome is Outcome.CREATED:
+                created.add(key)
+        except IdentityError as error:
+            outcomes.report(decision, "refused", str(error))
+    return created
+
+
+# --- memberships -------------------------------------------------------------------------------------
+
+
+def _membership_registers(conn: psycopg.Connection, directory_id: str, keys: list[tuple[str, str]]
+                          ) -> dict[tuple[str, str], tuple[Version, bool]]:
+    rows = conn.execute(
+        "SELECT m.group_id, m.user_id, m.event_created_at, m.event_id, m.present FROM workos_directory_memberships m"
+        " JOIN unnest(%s::text[], %s::text[]) AS k(group_id, user_id) USING (group_id, user_id)"
+        " WHERE m.directory_id = %s", [[g for g, _ in keys], [u for _, u in keys], directory_id]).fetchall()
+    # "deleted" does not apply to memberships: the register's second field is unused (False).
+    return {(row[0], row[1]): (Version(row[2], row[2], row[3]), False) for row in rows}
+
+
+def _write_membership_registers(conn: psycopg.Connection, tenant: Tenant, directory_id: str,
+                                winners: list[Statement]) -> None:
+    if not winners:
+        return
+    conn.execute(
+        "INSERT INTO workos_directory_memberships (tenant_id, directory_id, group_id, user_id, present,"
+        " event_created_at, event_id)"
+        " SELECT %s, %s, r.group_id, r.user_id, r.present, r.created_at, r.event_id"
+        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::timestamptz[], %s::text[])"
+        " AS r(group_id, user_id, present, created_at, event_id)"
+        " ON CONFLICT (directory_id, group_id, user_id) DO UPDATE SET present = EXCLUDED.present,"
+        " event_created_at = EXCLUDED.event_created_at, event_id = EXCLUDED.event_id",
+        [tenant.id, directory_id, [s.key[0] for s in winners], [s.key[1] for s in winners],
+         [s.present for s in winners], [s.version.created_at for s in winners], [s.version.event_id for s in winners]])
+
+
+def _change_memberships(conn: psycopg.Connection, tenant: Tenant, directory_id: str,
+                        pairs: list[tuple[str, str, bool]]) -> set[tuple[str, str]]:
+    """Add (True) or remove (False) memberships whose user and group are live; returns the pairs
+    that could be applied now (the others wait for their user or group)."""
+    if not pairs:
+        return set()
+    users = store.users_by_identity(conn, tenant, Channel.WORKOS, directory_id, sorted({u for _, u, _ in pairs}))
+    groups = store.groups_by_key(conn, tenant, Channel.WORKOS, directory_id, sorted({g for g, _, _ in pairs}))
+    changes: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    done = set()
+    for group_key, user_key, present in pairs:
+        if group_key in groups and user_key in users:
+            changes[(groups[group_key], present)].append(users[user_key])
+            done.add((group_key, user_key))
+    actor = directory_actor(directory_id)
+    for (group_id, present), user_ids in sorted(changes.items()):
+        change = store.add_members if present else store.remove_members
+        change(conn, tenant, group_id, user_ids, Channel.WORKOS, actor)
+    return done
+
+
+def _apply_memberships(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent],
+                       outcomes: _Outcomes) -> None:
+    statements = _membership_statements(events)
+    if not statements:
+        return
+    registers = _membership_registers(conn, directory_id, sorted(statements))
+    winners = [decision.winner for key, items in statements.items()
+               if (decision := _decide(items, registers.get(key), outcomes, "membership")).winner]
+    _write_membership_registers(conn, tenant, directory_id, winners)
+    try:
+        done = _change_memberships(conn, tenant, directory_id, [(*s.key, s.present) for s in winners])
+    except IdentityError as error:
+        for statement in winners:
+            outcomes.set(statement.event_id, "refused", str(error))
+        return
+    for statement in winners:
+        verb = "added" if statement.present else "removed"
+        detail = f"member {verb}" if statement.key in done else f"member {verb} (applied when user and group exist)"
+        outcomes.set(statement.event_id, "applied", detail)
+
+
+def _reconcile_new(conn: psycopg.Connection, tenant: Tenant, directory_id: str, users: set[str],
+                   groups: set[str]) -> None:
+    """Memberships recorded earlier for users and groups that only now exist."""
+    if not users and not groups:
+        return
+    rows = conn.execute(
+        "SELECT group_id, user_id FROM workos_directory_memberships WHERE directory_id = %s AND present"
+        " AND (user_id = ANY(%s) OR group_id = ANY(%s))", [directory_id, sorted(users), sorted(groups)]).fetchall()
+    try:
+        _change_memberships(conn, tenant, directory_id, [(group_id, user_id, True) for group_id, user_id in rows])
+    except IdentityError as error:
+        log.warning("directory %s: memberships not applied: %s", directory_id, error)
+
+
+# --- the directory itself ------------------------------------------------------------------------------
+
+
+def _apply_directory_events(conn: psycopg.Connection, directory_id: str, events: list[DirectoryEvent],
+                            outcomes: _Outcomes) -> tuple[bool, bool]:
+    """Returns (the directory is deleted, it was deleted by this batch)."""
+    state = conn.execute("SELECT state FROM workos_directories WHERE id = %s FOR UPDATE", [directory_id]).fetchone()
+    deleted_before = state is not None and state[0] == "deleted"
+    deleting = [event for event in events if event.event == "dsync.deleted"]
+    for event in events:
+        if event.event == "dsync.activated":
+            outcomes.set(event.id, "stale" if deleted_before or deleting else "applied",
+                         "the directory was deleted" if deleted_before or deleting else "directory linked to tenant")
+    if deleted_before:
+        for event in deleting:
+            outcomes.set(event.id, "stale", "the directory was already deleted")
+        return True, False
+    if not deleting:
+        activations = [event.created_at for event in events if event.event == "dsync.activated"]
+        if activations:
+            conn.execute("UPDATE workos_directories SET activated_at = coalesce(activated_at, %s) WHERE id = %s",
+                         [min(activations), directory_id])
+        return False, False
+    conn.execute("UPDATE workos_directories SET state = 'deleted', deleted_at = %s WHERE id = %s",
+                 [deleting[0].created_at, directory_id])
+    for event in deleting:
+        outcomes.set(event.id, "applied", "directory deleted: its users deactivated")
+    return True, True
+
+
+def apply_batch(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent]
+                ) -> list[inbox.Outcome]:
+    """Apply events of one directory in the caller's transaction (as the tenant); returns the
+    outcome of each, in order. The directory's row must exist (``acquire_lease`` makes it)."""
+    db.use_tenant(conn, tenant.id)
+    outcomes = _Outcomes()
+    directory_deleted, deleted_now = _apply_directory_events(conn, directory_id, events, outcomes)
+    new_users = _apply_users(conn, tenant, directory_id, events, directory_deleted, outcomes)
+    new_groups = _apply_groups(conn, tenant, directory_id, events, outcomes)
+    _apply_memberships(conn, tenant, directory_id, events, outcomes)
+    _reconcile_new(conn, tenant, directory_id, new_users, new_groups)
+    if deleted_now:
+        try:
+            store.deactivate_identities(conn, tenant, Channel.WORKOS, directory_id, directory_actor(directory_id))
+        except IdentityError as error:
+            for event in events:
+                if event.event == "dsync.deleted":
+                    outcomes.set(event.id, "refused", str(error))
+    for event in events:
+        if event.event not in DIRECTORY_EVENTS and event.id not in outcomes.by_event:
+            outcomes.set(event.id, "stale", "nothing to change")
+    return [outcomes.by_event[event.id] for event in events]
+
+
+# --- one applier per directory -------------------------------------------------------------------------
+
+
+def lease_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire_lease(conn: psycopg.Connection, tenant: Tenant, directory_id: str, holder: str) -> bool:
+    """Take the directory's lease (creating its row) unless another holder's lease is live."""
+    db.use_tenant(conn, tenant.id)
+    row = conn.execute(
+        "INSERT INTO workos_directories AS d (id, tenant_id, organization_id, lease_holder, lease_expires_at)"
+        " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))"
+        " ON CONFLICT (id) DO UPDATE SET lease_holder = EXCLUDED.lease_holder,"
+        " lease_expires_at = EXCLUDED.lease_expires_at"
+        " WHERE d.lease_holder IS NULL OR d.lease_expires_at < now() OR d.lease_holder = EXCLUDED.lease_holder"
+        " RETURNING 1",
+        [directory_id, tenant.id, tenant.workos_organization_id or "", holder, LEASE_SECONDS]).fetchone()
+    return row is not None
+
+
+def renew_lease(conn: psycopg.Connection, directory_id: str, holder: str) -> bool:
+    row = conn.execute(
+        "UPDATE workos_directories SET lease_expires_at = now() + make_interval(secs => %s)"
+        " WHERE id = %s AND lease_holder = %s RETURNING 1", [LEASE_SECONDS, directory_id, holder]).fetchone()
+    return row is not None
+
+
+def release_lease(conn: psycopg.Connection, directory_id: str, holder: str) -> None:
+    conn.execute("UPDATE workos_directories SET lease_holder = NULL, lease_expires_at = NULL"
+                 " WHERE id = %s AND lease_holder = %s RETURNING 1", [directory_id, holder]).fetchall()
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    applied: int
+    busy: bool = False  # another applier holds the lease
+    more: bool = False  # the time budget ran out with events still pending
+
+
+def _apply_or_isolate(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent]
+                      ) -> list[inbox.Outcome]:
+    """The batch in one savepoint; if it fails unexpectedly, each event alone, so one bad event is
+    marked failed with its error and the others still apply."""
+    try:
+        with conn.transaction():
+            return apply_batch(conn, tenant, directory_id, events)
+    except (psycopg.errors.QueryCanceled, psycopg.OperationalError):
+        raise  # not the events' fault: retry the whole batch later
+    except Exception:
+        log.exception("directory %s: a batch of %d events failed; applying them one by one", directory_id, len(events))
+    outcomes = []
+    for event in events:
+        try:
+            with conn.transaction():
+                outcomes.extend(apply_batch(conn, tenant, directory_id, [event]))
+        except (psycopg.errors.QueryCanceled, psycopg.OperationalError):
+            raise
+        except Exception as error:  # recorded, visible with `directory events --status failed`
+            log.exception("directory %s: event %s failed", directory_id, event.id)
+            outcomes.append(inbox.Outcome(event.id, "failed", f"{type(error).__name__}: {error}"))
+    return outcomes
+
+
+def drain_directory(tenant_id: str, directory_id: str, *, budget_seconds: float = 50.0, batch_size: int = BATCH_SIZE,
+                    clock: Callable[[], float] = time.monotonic) -> DrainResult:
+    """Apply the directory's pending events, oldest first, while holding its lease."""
+    from shared.tenants.registry import get_tenant_by_id
+
+    holder = lease_holder()
+    with db.transaction(tenant_id=tenant_id) as conn:
+        tenant = get_tenant_by_id(conn, tenant_id)
+        if not acquire_lease(conn, tenant, directory_id, holder):
+            return DrainResult(0, busy=True)
+    deadline = clock() + budget_seconds
+    applied = 0
+    try:
+        while True:
+            with db.transaction(tenant_id=tenant_id) as conn:
+                if not renew_lease(conn, directory_id, holder):
+                    log.warning("directory %s: lease lost; another applier goes on", directory_id)
+                    return DrainResult(applied, busy=True)
+                events = inbox.pending_events(conn, tenant_id, directory_id, limit=batch_size)
+                if not events:
+                    return DrainResult(applied)
+                inbox.mark(conn, _apply_or_isolate(conn, tenant, directory_id, events))
+            applied += len(events)
+            if clock() >= deadline:
+                return DrainResult(applied, more=True)
+    finally:
+        with db.transaction(tenant_id=tenant_id) as conn:
+            release_lease(conn, directory_id, holder)

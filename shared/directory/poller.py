@@ -1,0 +1,134 @@
+"""The Events API poller (a timer): WorkOS's ordered, 90-day event history, read after a cursor.
+
+Contract (tests/directory/test_poller.py):
+- reads ``GET /events`` for the ``dsync.*`` types after the persisted cursor, oldest first, 100 at a
+  time; with no cursor yet it starts at the oldest event WorkOS keeps (90 days);
+- each page is recorded in the inbox and the cursor moved to its last event in one transaction,
+  so the cursor never passes an event that is not recorded and a restart resumes after the last
+  recorded page; the move is a compare-and-set, so a second poller running at the same time stops
+  instead of skipping or repeating pages;
+- events already delivered by a webhook are duplicates of the inbox (same ids) and change nothing;
+- the directories that got pending events are drained (applied in order) within the run's time
+  budget, and whatever is left is queued on ``dsync-apply``;
+- every run also gives unmatched events whose organization now has a tenant to that tenant, and
+  drains directories whose pending events have waited longer than ``SWEEP_AFTER_SECONDS`` (an
+  enqueue that was lost), so nothing received is ever left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared import db
+from shared.directory import apply, inbox
+from shared.directory.events import DSYNC_EVENTS, DirectoryEvent, MalformedEvent, parse_event
+
+log = logging.getLogger(__name__)
+
+CURSOR_NAME = "events"
+PAGE_SIZE = 100
+# Pages recorded before the directories they touched are drained: bigger batches apply faster.
+PAGES_PER_DRAIN = 10
+SWEEP_AFTER_SECONDS = 120.0
+
+
+@dataclass
+class PollReport:
+    received: int = 0
+    new: int = 0
+    applied: int = 0
+    malformed: int = 0
+    queued: list[str] = field(default_factory=list)
+    stopped_by_other_poller: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {"received": self.received, "new": self.new, "applied": self.applied, "malformed": self.malformed,
+                "queued_directories": self.queued, "stopped_by_other_poller": self.stopped_by_other_poller}
+
+
+def read_cursor() -> str | None:
+    with db.transaction() as conn:
+        row = conn.execute("SELECT last_event_id FROM workos_event_cursor WHERE name = %s", [CURSOR_NAME]).fetchone()
+    return row[0] if row else None
+
+
+def _move_cursor(conn, expected: str | None, new: str) -> bool:  # noqa: ANN001 - a psycopg connection
+    if expected is None:
+        row = conn.execute(
+            "INSERT INTO workos_event_cursor (name, last_event_id) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE"
+            " SET last_event_id = EXCLUDED.last_event_id, updated_at = now()"
+            " WHERE workos_event_cursor.last_event_id IS NULL RETURNING 1", [CURSOR_NAME, new]).fetchone()
+    else:
+        row = conn.execute(
+            "UPDATE workos_event_cursor SET last_event_id = %s, updated_at = now()"
+            " WHERE name = %s AND last_event_id = %s RETURNING 1", [new, CURSOR_NAME, expected]).fetchone()
+    return row is not None
+
+
+def _parse_page(items: list[object], report: PollReport) -> list[DirectoryEvent]:
+    events = []
+    for item in items:
+        document = item.to_dict() if hasattr(item, "to_dict") else item
+        try:
+            events.append(parse_event(document))
+        except MalformedEvent as error:  # cannot be recorded; WorkOS would not send it twice either
+            report.malformed += 1
+            log.error("Events API: skipped a malformed event %s: %s", getattr(item, "id", "?"), error)
+    return [event for event in events if event.is_directory_event]
+
+
+def _drain(pending: set[tuple[str, str]], deadline: float, clock: Callable[[], float], report: PollReport) -> None:
+    from shared.directory.webhook import enqueue_directory
+
+    for tenant_id, directory_id in sorted(pending):
+        remaining = deadline - clock()
+        result = apply.drain_directory(tenant_id, directory_id, budget_seconds=max(remaining, 0.0), clock=clock)
+        report.applied += result.applied
+        if result.busy or result.more:
+            enqueue_directory(tenant_id, directory_id, delay_seconds=5 if result.busy else 0)
+            report.queued.append(directory_id)
+    pending.clear()
+
+
+def poll(*, budget_seconds: float = 240.0, clock: Callable[[], float] = time.monotonic) -> PollReport:
+    """One run of the poller; returns what it did."""
+    from shared import config
+    from shared.workos_api import client
+
+    if not config.workos_configured():
+        log.info("Events API poller: WORKOS_API_KEY is not set, nothing to poll")
+        return PollReport()
+    deadline = clock() + budget_seconds
+    report = PollReport()
+    with db.transaction(all_tenants=True) as conn:
+        pending = set(inbox.claim_unmatched(conn)) | set(
+            inbox.directories_with_pending(conn, older_than_seconds=SWEEP_AFTER_SECONDS))
+    cursor = read_cursor()
+    pages = 0
+    while clock() < deadline:
+        page = client().events.list_events(events=list(DSYNC_EVENTS), after=cursor, limit=PAGE_SIZE)
+        if not page.data:
+            break
+        events = _parse_page(page.data, report)
+        last_id = page.data[-1].to_dict()["id"] if hasattr(page.data[-1], "to_dict") else page.data[-1]["id"]
+        with db.transaction(all_tenants=True) as conn:
+            if not _move_cursor(conn, cursor, last_id):
+                report.stopped_by_other_poller = True
+                log.warning("Events API: another poller moved the cursor; this run stops")
+                break
+            recorded = inbox.record_events(conn, events, "events-api")
+        cursor = last_id
+        report.received += len(page.data)
+        report.new += sum(1 for entry in recorded if entry.new)
+        pending |= {(entry.tenant_id, entry.directory_id) for entry in recorded
+                    if entry.new and entry.status == "pending" and entry.tenant_id and entry.directory_id}
+        pages += 1
+        if pages % PAGES_PER_DRAIN == 0:
+            _drain(pending, deadline, clock, report)
+        if len(page.data) < PAGE_SIZE:
+            break
+    _drain(pending, deadline, clock, report)
+    return report
