@@ -6,7 +6,9 @@ identity store is made to follow the registers:
 
 - a user's and a group's version is (``updated_at``, the event's ``created_at``, the event id); a
   membership's is (the event's ``created_at``, the event id). An event older than the register is
-  ``stale`` and changes nothing; the newest statement in a batch wins;
+  ``stale`` and changes nothing; the newest statement in a batch wins. A user or group changes only
+  with a later ``updated_at`` than the register's: the same snapshot delivered again (the
+  ``user_added`` events carry it) is not applied twice;
 - a deleted user, a deleted group and a deleted directory are tombstones: final, whatever arrives
   later (a late ``user.updated`` cannot bring a deleted user back);
 - a user exists in the store once any event has described them (the ``user_added`` events carry
@@ -40,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from shared import db
 from shared.directory import inbox
@@ -167,7 +170,11 @@ def _decide(statements: list[Statement], register: tuple[Version, bool] | None, 
                 outcomes.set(statement.event_id, "stale", f"the {noun} was deleted")
         return _Decision(winner, True, tuple(s.event_id for s in deletions if s.event_id))
     winner = max(statements, key=lambda statement: statement.version)
-    if register is not None and winner.version <= register[0]:
+    # A user or group changes only with a later updated_at: the same snapshot again (a user_added
+    # event carries the user as it was) changes nothing. Memberships have no updated_at of their own.
+    known = register[0] if register is not None else None
+    if known is not None and (winner.version <= known if noun == "membership"
+                              else winner.version.updated_at <= known.updated_at):
         for statement in statements:
             outcomes.set(statement.event_id, "stale", f"a newer state of the {noun} is known")
         return _Decision(None, False)
@@ -185,9 +192,11 @@ def _decide(statements: list[Statement], register: tuple[Version, bool] | None, 
 
 def _entity_registers(conn: psycopg.Connection, table: str, key_column: str, directory_id: str,
                       keys: list[str]) -> dict[str, tuple[Version, bool]]:
+    # One index lookup per key (see _membership_registers).
     rows = conn.execute(
-        f"SELECT {key_column}, updated_at, event_created_at, event_id, deleted FROM {table}"  # noqa: S608 - fixed names
-        f" WHERE directory_id = %s AND {key_column} = ANY(%s)", [directory_id, keys]).fetchall()
+        f"SELECT r.{key_column}, r.updated_at, r.event_created_at, r.event_id, r.deleted"  # noqa: S608 - fixed names
+        f" FROM unnest(%s::text[]) AS k(key) CROSS JOIN LATERAL (SELECT * FROM {table} t"
+        f" WHERE t.directory_id = %s AND t.{key_column} = k.key OFFSET 0) r", [keys, directory_id]).fetchall()
     return {row[0]: (Version(row[1], row[2], row[3]), row[4]) for row in rows}
 
 
@@ -199,13 +208,13 @@ def _write_entity_registers(conn: psycopg.Connection, table: str, key_column: st
     conn.execute(
         f"INSERT INTO {table} (tenant_id, directory_id, {key_column}, updated_at, event_created_at, event_id, deleted)"  # noqa: S608
         f" SELECT %s, %s, r.key, r.updated_at, r.created_at, r.event_id, r.deleted"
-        f" FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::boolean[])"
-        f" AS r(key, updated_at, created_at, event_id, deleted)"
+        f" FROM jsonb_to_recordset(%s)"
+        f" AS r(key text, updated_at timestamptz, created_at timestamptz, event_id text, deleted boolean)"
         f" ON CONFLICT (directory_id, {key_column}) DO UPDATE SET updated_at = EXCLUDED.updated_at,"
         f" event_created_at = EXCLUDED.event_created_at, event_id = EXCLUDED.event_id, deleted = EXCLUDED.deleted",
-        [tenant.id, directory_id, [key for key, _, _ in rows], [version.updated_at for _, version, _ in rows],
-         [version.created_at for _, version, _ in rows], [version.event_id for _, version, _ in rows],
-         [deleted for _, _, deleted in rows]])
+        [tenant.id, directory_id, Jsonb([
+            {"key": key, "updated_at": version.updated_at.isoformat(), "created_at": version.created_at.isoformat(),
+             "event_id": version.event_id, "deleted": deleted} for key, version, deleted in rows])])
 
 
 # --- users -------------------------------------------------------------------------------------------
@@ -293,10 +302,16 @@ def _apply_groups(conn: psycopg.Connection, tenant: Tenant, directory_id: str, e
 
 def _membership_registers(conn: psycopg.Connection, directory_id: str, keys: list[tuple[str, str]]
                           ) -> dict[tuple[str, str], tuple[Version, bool]]:
+    # One index lookup per key, whatever the statistics say: a directory's first catch-up grows these
+    # tables faster than autovacuum analyzes them, and a plan chosen for a small table (a join that
+    # reads every register of the directory) would make each batch slower than the last. LATERAL
+    # with OFFSET 0 keeps the subquery per key.
     rows = conn.execute(
-        "SELECT m.group_id, m.user_id, m.event_created_at, m.event_id, m.present FROM workos_directory_memberships m"
-        " JOIN unnest(%s::text[], %s::text[]) AS k(group_id, user_id) USING (group_id, user_id)"
-        " WHERE m.directory_id = %s", [[g for g, _ in keys], [u for _, u in keys], directory_id]).fetchall()
+        "SELECT m.group_id, m.user_id, m.event_created_at, m.event_id, m.present"
+        " FROM jsonb_to_recordset(%s) AS k(group_id text, user_id text)"
+        " CROSS JOIN LATERAL (SELECT * FROM workos_directory_memberships r WHERE r.directory_id = %s"
+        "                     AND r.group_id = k.group_id AND r.user_id = k.user_id OFFSET 0) m",
+        [Jsonb([{"group_id": group, "user_id": user} for group, user in keys]), directory_id]).fetchall()
     # "deleted" does not apply to memberships: the register's second field is unused (False).
     return {(row[0], row[1]): (Version(row[2], row[2], row[3]), False) for row in rows}
 
@@ -309,12 +324,13 @@ def _write_membership_registers(conn: psycopg.Connection, tenant: Tenant, direct
         "INSERT INTO workos_directory_memberships (tenant_id, directory_id, group_id, user_id, present,"
         " event_created_at, event_id)"
         " SELECT %s, %s, r.group_id, r.user_id, r.present, r.created_at, r.event_id"
-        " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::timestamptz[], %s::text[])"
-        " AS r(group_id, user_id, present, created_at, event_id)"
+        " FROM jsonb_to_recordset(%s)"
+        " AS r(group_id text, user_id text, present boolean, created_at timestamptz, event_id text)"
         " ON CONFLICT (directory_id, group_id, user_id) DO UPDATE SET present = EXCLUDED.present,"
         " event_created_at = EXCLUDED.event_created_at, event_id = EXCLUDED.event_id",
-        [tenant.id, directory_id, [s.key[0] for s in winners], [s.key[1] for s in winners],
-         [s.present for s in winners], [s.version.created_at for s in winners], [s.version.event_id for s in winners]])
+        [tenant.id, directory_id, Jsonb([
+            {"group_id": s.key[0], "user_id": s.key[1], "present": s.present,
+             "created_at": s.version.created_at.isoformat(), "event_id": s.version.event_id} for s in winners])])
 
 
 def _change_memberships(conn: psycopg.Connection, tenant: Tenant, directory_id: str,
@@ -325,16 +341,14 @@ def _change_memberships(conn: psycopg.Connection, tenant: Tenant, directory_id: 
         return set()
     users = store.users_by_identity(conn, tenant, Channel.WORKOS, directory_id, sorted({u for _, u, _ in pairs}))
     groups = store.groups_by_key(conn, tenant, Channel.WORKOS, directory_id, sorted({g for g, _, _ in pairs}))
-    changes: dict[tuple[str, bool], list[str]] = defaultdict(list)
+    added: list[tuple[str, str]] = []
+    removed: list[tuple[str, str]] = []
     done = set()
     for group_key, user_key, present in pairs:
         if group_key in groups and user_key in users:
-            changes[(groups[group_key], present)].append(users[user_key])
+            (added if present else removed).append((groups[group_key], users[user_key]))
             done.add((group_key, user_key))
-    actor = directory_actor(directory_id)
-    for (group_id, present), user_ids in sorted(changes.items()):
-        change = store.add_members if present else store.remove_members
-        change(conn, tenant, group_id, user_ids, Channel.WORKOS, actor)
+    store.change_memberships(conn, tenant, Channel.WORKOS, directory_actor(directory_id), added=added, removed=removed)
     return done
 
 
@@ -379,7 +393,8 @@ def _reconcile_new(conn: psycopg.Connection, tenant: Tenant, directory_id: str, 
 def _apply_directory_events(conn: psycopg.Connection, directory_id: str, events: list[DirectoryEvent],
                             outcomes: _Outcomes) -> tuple[bool, bool]:
     """Returns (the directory is deleted, it was deleted by this batch)."""
-    state = conn.execute("SELECT state FROM workos_directories WHERE id = %s FOR UPDATE", [directory_id]).fetchone()
+    # No row lock: the lease makes this the directory's only applier.
+    state = conn.execute("SELECT state FROM workos_directories WHERE id = %s", [directory_id]).fetchone()
     deleted_before = state is not None and state[0] == "deleted"
     deleting = [event for event in events if event.event == "dsync.deleted"]
     for event in events:
@@ -435,13 +450,14 @@ def lease_holder() -> str:
 
 
 def acquire_lease(conn: psycopg.Connection, tenant: Tenant, directory_id: str, holder: str) -> bool:
-    """Take the directory's lease (creating its row) unless another holder's lease is live."""
+    """Take the directory's lease (creating its row) unless another holder's lease is live; taking it
+    clears the mark of an outstanding dsync-apply message (``inbox.request_apply``)."""
     db.use_tenant(conn, tenant.id)
     row = conn.execute(
         "INSERT INTO workos_directories AS d (id, tenant_id, organization_id, lease_holder, lease_expires_at)"
         " VALUES (%s, %s, %s, %s, now() + make_interval(secs => %s))"
         " ON CONFLICT (id) DO UPDATE SET lease_holder = EXCLUDED.lease_holder,"
-        " lease_expires_at = EXCLUDED.lease_expires_at"
+        " lease_expires_at = EXCLUDED.lease_expires_at, apply_requested_at = NULL"
         " WHERE d.lease_holder IS NULL OR d.lease_expires_at < now() OR d.lease_holder = EXCLUDED.lease_holder"
         " RETURNING 1",
         [directory_id, tenant.id, tenant.workos_organization_id or "", holder, LEASE_SECONDS]).fetchone()
@@ -503,17 +519,22 @@ def drain_directory(tenant_id: str, directory_id: str, *, budget_seconds: float 
             return DrainResult(0, busy=True)
     deadline = clock() + budget_seconds
     applied = 0
+    position: tuple[datetime, str] | None = None  # where this drain is; a new drain starts over
     try:
         while True:
+            # Renewed in a transaction of its own: the batch must not hold the directory's row, which
+            # webhooks of the directory lock for a moment (inbox.request_apply).
             with db.transaction(tenant_id=tenant_id) as conn:
                 if not renew_lease(conn, directory_id, holder):
                     log.warning("directory %s: lease lost; another applier goes on", directory_id)
                     return DrainResult(applied, busy=True)
-                events = inbox.pending_events(conn, tenant_id, directory_id, limit=batch_size)
+            with db.transaction(tenant_id=tenant_id) as conn:
+                events = inbox.pending_events(conn, tenant_id, directory_id, limit=batch_size, after=position)
                 if not events:
                     return DrainResult(applied)
                 inbox.mark(conn, _apply_or_isolate(conn, tenant, directory_id, events))
             applied += len(events)
+            position = (events[-1].created_at, events[-1].id)
             if clock() >= deadline:
                 return DrainResult(applied, more=True)
     finally:

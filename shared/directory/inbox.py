@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -42,23 +43,25 @@ def record_events(conn: psycopg.Connection, events: Sequence[DirectoryEvent], vi
     """Record events (in one statement); returns what became of each, in order."""
     if not events:
         return []
+    # One JSON document for the batch: arrays of JSON values would be escaped element by element.
+    incoming = Jsonb([{"id": e.id, "event": e.event, "organization_id": e.organization_id,
+                       "directory_id": e.directory_id, "created_at": e.created_at.isoformat(),
+                       "payload": e.as_document()} for e in events])
     rows = conn.execute(
-        "WITH incoming AS ("
-        "  SELECT e.* FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[])"
-        "  AS e(id, event, organization_id, directory_id, created_at, payload)),"
-        " inserted AS ("
-        "  INSERT INTO workos_events (id, event, organization_id, directory_id, created_at, payload, received_via,"
-        "                             tenant_id, status)"
-        "  SELECT e.id, e.event, e.organization_id, e.directory_id, e.created_at, e.payload, %s, t.id,"
-        "         CASE WHEN t.id IS NULL THEN 'unmatched' ELSE 'pending' END"
-        "  FROM incoming e LEFT JOIN tenants t ON t.workos_organization_id = e.organization_id"
-        "  ON CONFLICT (id) DO NOTHING RETURNING id, status, tenant_id, directory_id)"
-        " SELECT id, true, status, tenant_id, directory_id FROM inserted"
-        " UNION ALL SELECT w.id, false, w.status, w.tenant_id, w.directory_id FROM workos_events w"
-        "  WHERE w.id = ANY(%s) AND w.id NOT IN (SELECT id FROM inserted)",
-        [[e.id for e in events], [e.event for e in events], [e.organization_id for e in events],
-         [e.directory_id for e in events], [e.created_at for e in events], [Jsonb(e.as_document()) for e in events],
-         via, [e.id for e in events]]).fetchall()
+        "INSERT INTO workos_events (id, event, organization_id, directory_id, created_at, payload, received_via,"
+        "                           tenant_id, status)"
+        " SELECT e.id, e.event, e.organization_id, e.directory_id, e.created_at, e.payload, %s, t.id,"
+        "        CASE WHEN t.id IS NULL THEN 'unmatched' ELSE 'pending' END"
+        " FROM jsonb_to_recordset(%s) AS e(id text, event text, organization_id text, directory_id text,"
+        "                                 created_at timestamptz, payload jsonb)"
+        " LEFT JOIN tenants t ON t.workos_organization_id = e.organization_id"
+        " ON CONFLICT (id) DO NOTHING RETURNING id, true, status, tenant_id, directory_id",
+        [via, incoming]).fetchall()
+    duplicates = sorted({e.id for e in events} - {row[0] for row in rows})
+    if duplicates:
+        rows += conn.execute(
+            "SELECT id, false, status, tenant_id, directory_id FROM workos_events WHERE id = ANY(%s)",
+            [duplicates]).fetchall()
     by_id = {row[0]: Recorded(row[0], row[1], row[2], str(row[3]) if row[3] else None, row[4]) for row in rows}
     # An id twice in one call: the first is new, the second a duplicate.
     seen: set[str] = set()
@@ -92,13 +95,19 @@ def directories_with_pending(conn: psycopg.Connection, *, older_than_seconds: fl
     return [(str(tenant_id), directory_id) for tenant_id, directory_id in rows]
 
 
-def pending_events(conn: psycopg.Connection, tenant_id: str, directory_id: str, *, limit: int) -> list[DirectoryEvent]:
-    """The next pending events of a directory, oldest first (created_at, then id)."""
+def pending_events(conn: psycopg.Connection, tenant_id: str, directory_id: str, *, limit: int,
+                   after: tuple[datetime, str] | None = None) -> list[DirectoryEvent]:
+    """The next pending events of a directory, oldest first (created_at, then id); ``after`` skips to
+    events past that position (the index keeps entries of applied events until vacuum, and a
+    drain that started at the beginning every batch would read them all again and again)."""
     from shared.directory.events import parse_event
 
-    rows = conn.execute(
-        "SELECT payload FROM workos_events WHERE tenant_id = %s AND directory_id = %s AND status = 'pending'"
-        " ORDER BY created_at, id LIMIT %s", [tenant_id, directory_id, limit]).fetchall()
+    query = "SELECT payload FROM workos_events WHERE tenant_id = %s AND directory_id = %s AND status = 'pending'"
+    params: list[object] = [tenant_id, directory_id]
+    if after is not None:  # a condition of its own, so that it bounds the index scan
+        query += " AND (created_at, id) > (%s, %s)"
+        params += list(after)
+    rows = conn.execute(query + " ORDER BY created_at, id LIMIT %s", [*params, limit]).fetchall()
     return [parse_event(payload) for (payload,) in rows]
 
 
@@ -108,8 +117,8 @@ def mark(conn: psycopg.Connection, outcomes: Iterable[Outcome]) -> None:
         return
     conn.execute(
         "UPDATE workos_events w SET status = o.status, outcome = o.detail, applied_at = now()"
-        " FROM unnest(%s::text[], %s::text[], %s::text[]) AS o(id, status, detail) WHERE w.id = o.id",
-        [[o.event_id for o in outcomes], [o.status for o in outcomes], [o.detail[:500] for o in outcomes]])
+        " FROM jsonb_to_recordset(%s) AS o(id text, status text, detail text) WHERE w.id = o.id",
+        [Jsonb([{"id": o.event_id, "status": o.status, "detail": o.detail[:500]} for o in outcomes])])
 
 
 def event_counts(conn: psycopg.Connection, tenant_id: str | None = None) -> dict[str, int]:
@@ -117,3 +126,16 @@ def event_counts(conn: psycopg.Connection, tenant_id: str | None = None) -> dict
         "SELECT status, count(*) FROM workos_events WHERE (%s::uuid IS NULL OR tenant_id = %s::uuid) GROUP BY status",
         [tenant_id, tenant_id]).fetchall()
     return {status: count for status, count in rows}
+
+
+def request_apply(conn: psycopg.Connection, directory_id: str, *, resend_after_seconds: float = 60.0) -> bool:
+    """Note that the directory has new work; True when a dsync-apply message must be sent: no message
+    is outstanding (an applier cleared the mark when it started), or the last was sent too long ago
+    to trust. Locks the directory's row until commit, so an applier that starts meanwhile waits and
+    then sees this transaction's events."""
+    row = conn.execute(
+        "UPDATE workos_directories d SET apply_requested_at = now()"
+        " FROM (SELECT id, apply_requested_at AS previous FROM workos_directories WHERE id = %s FOR UPDATE) p"
+        " WHERE d.id = p.id RETURNING p.previous IS NULL OR p.previous < now() - make_interval(secs => %s)",
+        [directory_id, resend_after_seconds]).fetchone()
+    return row is None or bool(row[0])  # no row yet: the first applier creates it

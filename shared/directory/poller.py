@@ -2,7 +2,8 @@
 
 Contract (tests/directory/test_poller.py):
 - reads ``GET /events`` for the ``dsync.*`` types after the persisted cursor, oldest first, 100 at a
-  time; with no cursor yet it starts at the oldest event WorkOS keeps (90 days);
+  time (a thread fetches up to four pages ahead); with no cursor yet it starts at the oldest event
+  WorkOS keeps (90 days);
 - each page is recorded in the inbox and the cursor moved to its last event in one transaction,
   so the cursor never passes an event that is not recorded and a restart resumes after the last
   recorded page; the move is a compare-and-set, so a second poller running at the same time stops
@@ -18,6 +19,8 @@ Contract (tests/directory/test_poller.py):
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +83,64 @@ def _parse_page(items: list[object], report: PollReport) -> list[DirectoryEvent]
     return [event for event in events if event.is_directory_event]
 
 
+class _PagesAhead:
+    """The pages after a cursor, fetched on a thread of their own up to ``AHEAD`` pages ahead of the
+    caller, so that reading WorkOS overlaps recording and applying. Iterating yields each page's
+    items in order and ends after the last (short or empty) page; a failure to fetch is raised to the
+    caller when it reaches that page."""
+
+    AHEAD = 4
+
+    def __init__(self, client: object, cursor: str | None) -> None:
+        self._client = client
+        self._cursor = cursor
+        self._pages: queue.Queue[list[object] | BaseException | None] = queue.Queue(maxsize=self.AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fetch, name="events-api-pages", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: list[object] | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fetch(self) -> None:
+        after = self._cursor
+        try:
+            while not self._stop.is_set():
+                page = self._client.events.list_events(events=list(DSYNC_EVENTS), after=after, limit=PAGE_SIZE)
+                items = list(page.data)
+                if items and not self._put(items):
+                    return
+                if len(items) < PAGE_SIZE:
+                    self._put(None)
+                    return
+                after = _event_id(items[-1])
+        except BaseException as error:  # handed to the caller, which decides
+            self._put(error)
+
+    def __iter__(self):  # noqa: ANN204 - a generator of pages
+        while True:
+            item = self._pages.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _event_id(item: object) -> str:
+    return item.to_dict()["id"] if hasattr(item, "to_dict") else item["id"]  # type: ignore[index]
+
+
 def _drain(pending: set[tuple[str, str]], deadline: float, clock: Callable[[], float], report: PollReport) -> None:
     from shared.directory.webhook import enqueue_directory
 
@@ -107,28 +168,27 @@ def poll(*, budget_seconds: float = 240.0, clock: Callable[[], float] = time.mon
         pending = set(inbox.claim_unmatched(conn)) | set(
             inbox.directories_with_pending(conn, older_than_seconds=SWEEP_AFTER_SECONDS))
     cursor = read_cursor()
-    pages = 0
-    while clock() < deadline:
-        page = client().events.list_events(events=list(DSYNC_EVENTS), after=cursor, limit=PAGE_SIZE)
-        if not page.data:
-            break
-        events = _parse_page(page.data, report)
-        last_id = page.data[-1].to_dict()["id"] if hasattr(page.data[-1], "to_dict") else page.data[-1]["id"]
-        with db.transaction(all_tenants=True) as conn:
-            if not _move_cursor(conn, cursor, last_id):
-                report.stopped_by_other_poller = True
-                log.warning("Events API: another poller moved the cursor; this run stops")
+    pages = _PagesAhead(client(), cursor)
+    try:
+        for number, items in enumerate(pages, start=1):
+            events = _parse_page(items, report)
+            last_id = _event_id(items[-1])
+            with db.transaction(all_tenants=True) as conn:
+                if not _move_cursor(conn, cursor, last_id):
+                    report.stopped_by_other_poller = True
+                    log.warning("Events API: another poller moved the cursor; this run stops")
+                    break
+                recorded = inbox.record_events(conn, events, "events-api")
+            cursor = last_id
+            report.received += len(items)
+            report.new += sum(1 for entry in recorded if entry.new)
+            pending |= {(entry.tenant_id, entry.directory_id) for entry in recorded
+                        if entry.new and entry.status == "pending" and entry.tenant_id and entry.directory_id}
+            if number % PAGES_PER_DRAIN == 0:
+                _drain(pending, deadline, clock, report)
+            if clock() >= deadline:
                 break
-            recorded = inbox.record_events(conn, events, "events-api")
-        cursor = last_id
-        report.received += len(page.data)
-        report.new += sum(1 for entry in recorded if entry.new)
-        pending |= {(entry.tenant_id, entry.directory_id) for entry in recorded
-                    if entry.new and entry.status == "pending" and entry.tenant_id and entry.directory_id}
-        pages += 1
-        if pages % PAGES_PER_DRAIN == 0:
-            _drain(pending, deadline, clock, report)
-        if len(page.data) < PAGE_SIZE:
-            break
+    finally:
+        pages.close()
     _drain(pending, deadline, clock, report)
     return report

@@ -6,10 +6,11 @@ Contract (tests/directory/test_webhook.py):
   or too far in the future (180 s) signature gets 401 and nothing is written or queued;
 - a signed body that is not a well-formed event gets 400 naming the field; an event type other
   than ``dsync.*`` is acknowledged (200) and not recorded;
-- a valid event is recorded in the inbox and, when its tenant is known, a ``dsync-apply`` message
-  names its directory; the answer is 200 with the event id. The same event id again is
-  acknowledged and not recorded twice; while it is still pending its directory is queued again (so
-  a failed enqueue is repaired by WorkOS's retry);
+- a valid event is recorded in the inbox and, when its tenant is known and no message for its
+  directory is outstanding (``inbox.request_apply``), a ``dsync-apply`` message names the directory
+  and the event; the answer is 200 with the event id. The same event id again is acknowledged and
+  not recorded twice; while it is still pending its directory is queued again (so a failed enqueue
+  is repaired by WorkOS's retry);
 - when the inbox or the queue cannot be reached the answer is 503, so WorkOS retries later.
 """
 
@@ -58,11 +59,14 @@ def signature_is_valid(body: bytes, signature: str | None, secrets: tuple[str, .
     return False
 
 
-def enqueue_directory(tenant_id: str, directory_id: str, *, delay_seconds: int = 0) -> None:
+def enqueue_directory(tenant_id: str, directory_id: str, *, event_id: str | None = None,
+                      delay_seconds: int = 0) -> None:
     from shared.queues import send_json
 
-    send_json(config.queues().dsync_apply, {"tenant_id": tenant_id, "directory_id": directory_id},
-              delay_seconds=delay_seconds)
+    message = {"tenant_id": tenant_id, "directory_id": directory_id}
+    if event_id:
+        message["event_id"] = event_id
+    send_json(config.queues().dsync_apply, message, delay_seconds=delay_seconds)
 
 
 def receive(body: bytes, signature: str | None) -> WebhookResponse:
@@ -79,8 +83,11 @@ def receive(body: bytes, signature: str | None) -> WebhookResponse:
     try:
         with db.transaction(all_tenants=True) as conn:
             [recorded] = inbox.record_events(conn, [event], "webhook")
-        if recorded.status == "pending" and recorded.tenant_id and recorded.directory_id:
-            enqueue_directory(recorded.tenant_id, recorded.directory_id)
+            wanted = recorded.status == "pending" and bool(recorded.tenant_id and recorded.directory_id)
+            if wanted and recorded.new:
+                wanted = inbox.request_apply(conn, recorded.directory_id)
+        if wanted:
+            enqueue_directory(recorded.tenant_id, recorded.directory_id, event_id=event.id)
     except Exception:
         log.exception("webhook: event %s could not be recorded or queued; WorkOS will retry", event.id)
         return _refuse(503, "unavailable", "the event could not be recorded now; retry later")

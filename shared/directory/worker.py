@@ -1,10 +1,12 @@
 """The ``dsync-apply`` queue worker: a message names a directory with pending events; drain it.
 
-Contract (tests/directory/test_worker.py): a message is ``{"tenant_id", "directory_id"}``; the worker
-applies the directory's pending events while holding its lease; when another applier holds the lease
-the message is sent again with a short delay (the holder may have finished before this message's
-event was recorded), and when the time budget runs out with events left, sent again at once. A
-malformed message raises, so the host retries it and finally moves it to the poison queue.
+Contract (tests/directory/test_worker.py): a message is ``{"tenant_id", "directory_id"[, "event_id"]}``;
+the worker applies the directory's pending events while holding its lease. When another applier
+holds the lease, the message is sent again with a short delay if its event is still pending (the
+holder may have finished before the event was recorded) and dropped otherwise, so a burst of
+webhooks does not circle in the queue; when the time budget runs out with events left, the
+directory is queued again at once. A malformed message raises, so the host retries it and finally
+moves it to the poison queue.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ BUDGET_SECONDS = 50.0
 BUSY_RETRY_DELAY_SECONDS = 5
 
 
+def _still_pending(tenant_id: str, event_id: str) -> bool:
+    from shared import db
+
+    with db.transaction(tenant_id=tenant_id) as conn:
+        row = conn.execute("SELECT status FROM workos_events WHERE id = %s", [event_id]).fetchone()
+    return row is not None and row[0] == "pending"
+
+
 def apply_message(body: str) -> DrainResult:
     from shared.directory.webhook import enqueue_directory
 
@@ -29,9 +39,12 @@ def apply_message(body: str) -> DrainResult:
         raise ValueError("a dsync-apply message is {\"tenant_id\": UUID, \"directory_id\": ID}")
     tenant_id = str(uuid.UUID(str(payload.get("tenant_id"))))
     directory_id = payload["directory_id"]
+    event_id = payload.get("event_id")
     result = drain_directory(tenant_id, directory_id, budget_seconds=BUDGET_SECONDS)
-    if result.busy or result.more:
-        enqueue_directory(tenant_id, directory_id, delay_seconds=BUSY_RETRY_DELAY_SECONDS if result.busy else 0)
+    if result.more:
+        enqueue_directory(tenant_id, directory_id)
+    elif result.busy and (event_id is None or _still_pending(tenant_id, str(event_id))):
+        enqueue_directory(tenant_id, directory_id, event_id=event_id, delay_seconds=BUSY_RETRY_DELAY_SECONDS)
     log.info("dsync-apply: directory %s: %d event(s) applied%s", directory_id, result.applied,
              " (lease busy, queued again)" if result.busy else " (more left, queued again)" if result.more else "")
     return result

@@ -69,14 +69,14 @@ def append_changes(conn: psycopg.Connection, tenant_id: str, actor: Actor, chang
         " INSERT INTO change_log (tenant_id, seq, actor_kind, actor_id, entity, entity_id, related_id, action, changes)"
         " SELECT %(tenant)s, counter.last_seq - %(count)s + entry.position, %(actor_kind)s, %(actor_id)s,"
         "        entry.entity, entry.entity_id, entry.related_id, entry.action, entry.changes"
-        " FROM counter, unnest(%(entities)s::text[], %(entity_ids)s::uuid[], %(related_ids)s::uuid[],"
-        "                      %(actions)s::text[], %(changes)s::jsonb[])"
-        "      WITH ORDINALITY AS entry(entity, entity_id, related_id, action, changes, position)"
+        " FROM counter, jsonb_to_recordset(%(entries)s)"
+        "      AS entry(entity text, entity_id uuid, related_id uuid, action text, changes jsonb, position int)"
         " RETURNING seq",
+        # One JSON document: an array of JSON values would be escaped element by element.
         {"tenant": tenant_id, "count": len(changes), "actor_kind": actor.kind.value, "actor_id": actor.id,
-         "entities": [change.entity for change in changes], "entity_ids": [change.entity_id for change in changes],
-         "related_ids": [change.related_id for change in changes], "actions": [change.action for change in changes],
-         "changes": [Jsonb(change.changes) for change in changes]},
+         "entries": Jsonb([{"entity": change.entity, "entity_id": change.entity_id, "related_id": change.related_id,
+                            "action": change.action, "changes": change.changes, "position": position}
+                           for position, change in enumerate(changes, start=1)])},
     ).fetchall()
     return sorted(seq for (seq,) in rows)
 

@@ -338,26 +338,28 @@ def _new_user_rows(claims_list: list[PersonClaims]) -> list[tuple[str, PersonCla
 
 def _insert_new_people(conn: psycopg.Connection, tenant: Tenant, new: list[tuple[str, PersonClaims, dict[str, Any]]]
                        ) -> dict[str, User]:
-    statuses = [UserStatus.INACTIVE.value if claims.active is False else UserStatus.ACTIVE.value
-                for _, claims, _ in new]
+    # Rows travel as one JSON document (jsonb_to_recordset): arrays would be escaped value by value.
     rows = conn.cursor(row_factory=dict_row).execute(
         f"INSERT INTO users (id, tenant_id, primary_email, given_name, family_name, display_name, role_slugs,"  # noqa: S608
         f" status, created_by_channel, deactivated_at)"
         f" SELECT v.id, %s, v.email, v.given, v.family, v.display, ARRAY(SELECT jsonb_array_elements_text(v.roles)),"
         f" v.status, %s, CASE WHEN v.status = 'inactive' THEN now() END"
-        f" FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::text[])"
-        f" AS v(id, email, given, family, display, roles, status) RETURNING {_USER_COLUMNS}",
-        [tenant.id, new[0][1].channel.value, [user_id for user_id, _, _ in new],
-         [values.get("primary_email") for _, _, values in new], [values.get("given_name") for _, _, values in new],
-         [values.get("family_name") for _, _, values in new], [values.get("display_name") for _, _, values in new],
-         [Jsonb(sorted(set(claims.role_slugs or ()))) for _, claims, _ in new], statuses]).fetchall()
+        f" FROM jsonb_to_recordset(%s) AS v(id uuid, email text, given text, family text, display text, roles jsonb,"
+        f" status text) RETURNING {_USER_COLUMNS}",
+        [tenant.id, new[0][1].channel.value, Jsonb([{
+            "id": user_id, "email": values.get("primary_email"), "given": values.get("given_name"),
+            "family": values.get("family_name"), "display": values.get("display_name"),
+            "roles": sorted(set(claims.role_slugs or ())),
+            "status": UserStatus.INACTIVE.value if claims.active is False else UserStatus.ACTIVE.value,
+        } for user_id, claims, values in new])]).fetchall()
     users = {str(row["id"]): _user(row) for row in rows}
     conn.execute(
         "INSERT INTO user_identities (tenant_id, user_id, channel, issuer, external_id, email)"
-        " SELECT %s, v.user_id, %s, %s, v.external_id, v.email FROM unnest(%s::uuid[], %s::text[], %s::text[])"
-        " AS v(user_id, external_id, email)",
-        [tenant.id, new[0][1].channel.value, new[0][1].issuer, [user_id for user_id, _, _ in new],
-         [claims.external_id for _, claims, _ in new], [_clean(claims.email) for _, claims, _ in new]])
+        " SELECT %s, v.user_id, %s, %s, v.external_id, v.email"
+        " FROM jsonb_to_recordset(%s) AS v(user_id uuid, external_id text, email text)",
+        [tenant.id, new[0][1].channel.value, new[0][1].issuer, Jsonb([
+            {"user_id": user_id, "external_id": claims.external_id, "email": _clean(claims.email)}
+            for user_id, claims, _ in new])])
     return users
 
 
@@ -373,14 +375,14 @@ def _update_people(conn: psycopg.Connection, updates: list[tuple[User, dict[str,
         f"                       WHEN v.status = 'inactive' THEN now() END,"
         f" deleted_at = CASE WHEN v.status = u.status THEN u.deleted_at END,"
         f" version = u.version + 1, updated_at = now()"
-        f" FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::text[])"
-        f" AS v(id, given, family, display, roles, status) WHERE u.id = v.id"
+        f" FROM jsonb_to_recordset(%s) AS v(id uuid, given text, family text, display text, roles jsonb, status text)"
+        f" WHERE u.id = v.id"
         f" RETURNING {', '.join('u.' + column.strip() for column in _USER_COLUMNS.split(','))}",
-        [[user.id for user, _ in updates], [value(user, changes, "given_name") for user, changes in updates],
-         [value(user, changes, "family_name") for user, changes in updates],
-         [value(user, changes, "display_name") for user, changes in updates],
-         [Jsonb(list(value(user, changes, "role_slugs"))) for user, changes in updates],
-         [value(user, changes, "status") if "status" in changes else user.status.value for user, changes in updates]],
+        [Jsonb([{"id": user.id, "given": value(user, changes, "given_name"),
+                 "family": value(user, changes, "family_name"), "display": value(user, changes, "display_name"),
+                 "roles": list(value(user, changes, "role_slugs")),
+                 "status": changes.get("status", user.status.value)}
+                for user, changes in updates])],
     ).fetchall()
     return {str(row["id"]): _user(row) for row in rows}
 
@@ -390,9 +392,9 @@ def _refresh_identities(conn: psycopg.Connection, tenant: Tenant, claims_list: l
         return
     conn.execute(
         "UPDATE user_identities i SET email = v.email, last_seen_at = now()"
-        " FROM unnest(%s::text[], %s::text[]) AS v(external_id, email)"
+        " FROM jsonb_to_recordset(%s) AS v(external_id text, email text)"
         " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = v.external_id",
-        [[claims.external_id for claims in claims_list], [_clean(claims.email) for claims in claims_list],
+        [Jsonb([{"external_id": claims.external_id, "email": _clean(claims.email)} for claims in claims_list]),
          tenant.id, claims_list[0].channel.value, claims_list[0].issuer])
 
 
@@ -414,9 +416,10 @@ def _contested_emails(conn: psycopg.Connection, tenant: Tenant, claims_list: lis
         seen.add(email)
     fresh = sorted(seen - contested)
     if fresh:
+        # Per key (LATERAL ... OFFSET 0): a bulk load outruns the statistics (see sync_people).
         contested.update(row[0] for row in conn.execute(
-            "SELECT DISTINCT primary_email_key FROM users WHERE tenant_id = %s AND primary_email_key = ANY(%s)",
-            [tenant.id, fresh]).fetchall())
+            "SELECT k.email FROM unnest(%s::text[]) AS k(email) WHERE EXISTS (SELECT 1 FROM users u"
+            " WHERE u.tenant_id = %s AND u.primary_email_key = k.email OFFSET 0)", [fresh, tenant.id]).fetchall())
     return contested
 
 
@@ -434,11 +437,14 @@ def sync_people(conn: psycopg.Connection, tenant: Tenant, claims_list: list[Pers
         raise ValueError("sync_people takes people of one channel and issuer, each with a distinct external id")
     db.use_tenant(conn, tenant.id)
     authoritative = is_authoritative(tenant, channel)
+    # Index lookups per person whatever the statistics say: a directory's first sync grows these tables
+    # faster than autovacuum analyzes them (LATERAL ... OFFSET 0 keeps each lookup per key).
     linked = {row["external_id"]: _user(row) for row in conn.cursor(row_factory=dict_row).execute(
-        f"SELECT i.external_id, {', '.join('u.' + column.strip() for column in _USER_COLUMNS.split(','))}"  # noqa: S608
-        " FROM user_identities i JOIN users u ON u.id = i.user_id"
-        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = ANY(%s)",
-        [tenant.id, channel.value, issuer, external_ids]).fetchall()}
+        f"SELECT k.external_id, {', '.join('u.' + column.strip() for column in _USER_COLUMNS.split(','))}"  # noqa: S608
+        " FROM unnest(%s::text[]) AS k(external_id) CROSS JOIN LATERAL (SELECT i.user_id FROM user_identities i"
+        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = k.external_id OFFSET 0) i"
+        " JOIN LATERAL (SELECT * FROM users WHERE id = i.user_id OFFSET 0) u ON true",
+        [external_ids, tenant.id, channel.value, issuer]).fetchall()}
     contested = _contested_emails(conn, tenant, claims_list, linked)
 
     results: dict[int, SyncResult | IdentityError] = {}
@@ -712,6 +718,40 @@ def remove_members(
     return removed
 
 
+def change_memberships(conn: psycopg.Connection, tenant: Tenant, channel: Channel, actor: Actor, *,
+                       added: list[tuple[str, str]] = (), removed: list[tuple[str, str]] = ()
+                       ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """add_members and remove_members for many groups at once: (group id, user id) pairs. Pairs whose
+    group is deleted or whose user is deleted (or not of the tenant) are skipped; returns the pairs
+    actually added and removed, each with its change-log entry."""
+    _require_authoritative(tenant, channel, "manage memberships")
+    db.use_tenant(conn, tenant.id)
+
+    def document(pairs: list[tuple[str, str]]) -> Jsonb:
+        return Jsonb([{"group_id": group_id, "user_id": user_id} for group_id, user_id in pairs])
+
+    done_added = done_removed = []
+    if added:
+        done_added = sorted((str(g), str(u)) for g, u in conn.execute(
+            "INSERT INTO group_memberships (tenant_id, group_id, user_id)"
+            " SELECT %s, p.group_id, p.user_id FROM jsonb_to_recordset(%s) AS p(group_id uuid, user_id uuid)"
+            " WHERE EXISTS (SELECT 1 FROM groups g WHERE g.id = p.group_id AND g.tenant_id = %s"
+            "               AND g.status = 'active' OFFSET 0)"  # per pair: see sync_people
+            " AND EXISTS (SELECT 1 FROM users u WHERE u.id = p.user_id AND u.tenant_id = %s"
+            "             AND u.status <> 'deleted' OFFSET 0)"
+            " ON CONFLICT DO NOTHING RETURNING group_id, user_id",
+            [tenant.id, document(added), tenant.id, tenant.id]).fetchall())
+    if removed:
+        done_removed = sorted((str(g), str(u)) for g, u in conn.execute(
+            "DELETE FROM group_memberships m USING jsonb_to_recordset(%s) AS p(group_id uuid, user_id uuid)"
+            " WHERE m.group_id = p.group_id AND m.user_id = p.user_id AND m.tenant_id = %s"
+            " RETURNING m.group_id, m.user_id", [document(removed), tenant.id]).fetchall())
+    append_changes(conn, tenant.id, actor, [
+        *(Change("membership", group_id, "added", {}, related_id=user_id) for group_id, user_id in done_added),
+        *(Change("membership", group_id, "removed", {}, related_id=user_id) for group_id, user_id in done_removed)])
+    return done_added, done_removed
+
+
 def group_member_ids(conn: psycopg.Connection, tenant: Tenant, group_id: str) -> list[str]:
     db.use_tenant(conn, tenant.id)
     key = parse_id(group_id)
@@ -724,9 +764,10 @@ def users_by_identity(conn: psycopg.Connection, tenant: Tenant, channel: Channel
     """The live (not deleted) users linked to these identities: external id -> user id."""
     db.use_tenant(conn, tenant.id)
     return {external_id: str(user_id) for external_id, user_id in conn.execute(
-        "SELECT i.external_id, i.user_id FROM user_identities i JOIN users u ON u.id = i.user_id"
-        " WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = ANY(%s)"
-        " AND u.status <> 'deleted'", [tenant.id, channel.value, issuer, external_ids]).fetchall()}
+        "SELECT k.external_id, i.user_id FROM unnest(%s::text[]) AS k(external_id)"
+        " CROSS JOIN LATERAL (SELECT i.user_id FROM user_identities i JOIN users u ON u.id = i.user_id"
+        "   WHERE i.tenant_id = %s AND i.channel = %s AND i.issuer = %s AND i.external_id = k.external_id"
+        "   AND u.status <> 'deleted' OFFSET 0) i", [external_ids, tenant.id, channel.value, issuer]).fetchall()}
 
 
 def groups_by_key(conn: psycopg.Connection, tenant: Tenant, channel: Channel, issuer: str,

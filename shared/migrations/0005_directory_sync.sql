@@ -37,6 +37,9 @@ CREATE TABLE workos_directories (
     deleted_at       timestamptz,
     lease_holder     text,
     lease_expires_at timestamptz,
+    -- Set when a dsync-apply message is sent for the directory, cleared when an applier starts: a
+    -- burst of webhooks sends one message, not one per event.
+    apply_requested_at timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX workos_directories_tenant ON workos_directories (tenant_id);

@@ -45,8 +45,8 @@ def test_a_bad_signature_is_401_and_writes_nothing(acme, case):
         "none": None,
         "empty": "",
         "malformed": "v1=abc, t=123",
-        "no-space": signed(body).replace(", ", ","),
-        "seconds": signed(body).replace(f"t={int(now.timestamp() * 1000)}", f"t={int(now.timestamp())}"),
+        "no-space": signed(body, at=now).replace(", ", ","),
+        "seconds": signed(body, at=now).replace(f"t={int(now.timestamp() * 1000)}", f"t={int(now.timestamp())}"),
         "wrong-secret": signed(body, "not-the-secret"),
         "expired": signed(body, at=now - timedelta(seconds=181)),
         "future": signed(body, at=now + timedelta(seconds=181)),
@@ -65,7 +65,7 @@ def test_a_valid_event_is_recorded_and_its_directory_queued(acme):
     event = directory.event("dsync.user.created", directory.user("ann"))
     response = receive(_body(event), signed(_body(event)))
     assert (response.status, response.body) == (200, {"id": event["id"], "duplicate": False, "status": "pending"})
-    assert _queued() == [{"tenant_id": tenant.id, "directory_id": directory.id}]
+    assert _queued() == [{"tenant_id": tenant.id, "directory_id": directory.id, "event_id": event["id"]}]
 
 
 def test_both_secrets_are_accepted_during_a_rotation(acme):
