@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -190,20 +191,45 @@ def _catch_up() -> dict[str, Any]:
     from local.workos import WorkOSStandIn
     from shared import config, workos_api
 
-    with WorkOSStandIn() as standin:  # its own: the webhook events are not part of this history
-        os.environ["WORKOS_BASE_URL"] = standin.base_url
-        config.reset()
-        workos_api.reset()
-        return _catch_up_from(standin)
-
-
-def _catch_up_from(standin: Any) -> dict[str, Any]:
-    from shared.directory import poller
-
+    # A stand-in of its own (the webhook events are not part of this history), filled here and then
+    # served from a forked process: WorkOS is another machine, not a thread sharing our interpreter.
+    standin = WorkOSStandIn(port=free_port())
     organization = standin.create_organization("Catchup", ["catchup.example"])
     directory = standin.add_directory(organization["id"])
     tenant = _tenant("catchup", organization["id"], "catchup.example")
     mix = _initial_sync(standin, directory, CATCH_UP_EVENTS)
+    server = multiprocessing.get_context("fork").Process(target=_serve_forever, args=(standin,), daemon=True)
+    server.start()
+    try:
+        base_url = f"http://127.0.0.1:{standin.port}"
+        _wait_for_port(standin.port)
+        os.environ["WORKOS_BASE_URL"] = base_url
+        config.reset()
+        workos_api.reset()
+        return _catch_up_from(tenant, mix)
+    finally:
+        server.terminate()
+        server.join(10)
+
+
+def _serve_forever(standin: Any) -> None:
+    standin.start()
+    threading.Event().wait()
+
+
+def _wait_for_port(port: int) -> None:
+    from local.azurite import port_is_open
+
+    deadline = time.monotonic() + 30
+    while not port_is_open(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the WorkOS stand-in did not come up")
+        time.sleep(0.05)
+
+
+def _catch_up_from(tenant: Any, mix: dict[str, int]) -> dict[str, Any]:
+    from shared.directory import poller
+
     started = time.perf_counter()
     applied = received = 0
     while True:

@@ -508,8 +508,10 @@ def _apply_or_isolate(conn: psycopg.Connection, tenant: Tenant, directory_id: st
 
 
 def drain_directory(tenant_id: str, directory_id: str, *, budget_seconds: float = 50.0, batch_size: int = BATCH_SIZE,
-                    clock: Callable[[], float] = time.monotonic) -> DrainResult:
-    """Apply the directory's pending events, oldest first, while holding its lease."""
+                    clock: Callable[[], float] = time.monotonic,
+                    known: dict[str, DirectoryEvent] | None = None) -> DrainResult:
+    """Apply the directory's pending events, oldest first, while holding its lease (``known``: events
+    the caller has in memory already, by id, which need not be read back from the inbox)."""
     from shared.tenants.registry import get_tenant_by_id
 
     holder = lease_holder()
@@ -529,7 +531,8 @@ def drain_directory(tenant_id: str, directory_id: str, *, budget_seconds: float 
                     log.warning("directory %s: lease lost; another applier goes on", directory_id)
                     return DrainResult(applied, busy=True)
             with db.transaction(tenant_id=tenant_id) as conn:
-                events = inbox.pending_events(conn, tenant_id, directory_id, limit=batch_size, after=position)
+                events = inbox.pending_events(conn, tenant_id, directory_id, limit=batch_size, after=position,
+                                               known=known)
                 if not events:
                     return DrainResult(applied)
                 inbox.mark(conn, _apply_or_isolate(conn, tenant, directory_id, events))

@@ -13,7 +13,7 @@ Contract (tests/directory/test_inbox.py):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,19 +96,27 @@ def directories_with_pending(conn: psycopg.Connection, *, older_than_seconds: fl
 
 
 def pending_events(conn: psycopg.Connection, tenant_id: str, directory_id: str, *, limit: int,
-                   after: tuple[datetime, str] | None = None) -> list[DirectoryEvent]:
+                   after: tuple[datetime, str] | None = None,
+                   known: Mapping[str, DirectoryEvent] | None = None) -> list[DirectoryEvent]:
     """The next pending events of a directory, oldest first (created_at, then id); ``after`` skips to
     events past that position (the index keeps entries of applied events until vacuum, and a
-    drain that started at the beginning every batch would read them all again and again)."""
+    drain that started at the beginning every batch would read them all again and again).
+    Events the caller holds already (``known``, by id: the poller's own pages) are not read back."""
     from shared.directory.events import parse_event
 
-    query = "SELECT payload FROM workos_events WHERE tenant_id = %s AND directory_id = %s AND status = 'pending'"
-    params: list[object] = [tenant_id, directory_id]
+    known = known or {}
+    query = ("SELECT id, CASE WHEN %s THEN payload END FROM workos_events"
+             " WHERE tenant_id = %s AND directory_id = %s AND status = 'pending'")
+    params: list[object] = [not known, tenant_id, directory_id]
     if after is not None:  # a condition of its own, so that it bounds the index scan
         query += " AND (created_at, id) > (%s, %s)"
         params += list(after)
     rows = conn.execute(query + " ORDER BY created_at, id LIMIT %s", [*params, limit]).fetchall()
-    return [parse_event(payload) for (payload,) in rows]
+    missing = [event_id for event_id, payload in rows if payload is None and event_id not in known]
+    if missing:
+        known = {**known, **{event_id: parse_event(payload) for event_id, payload in conn.execute(
+            "SELECT id, payload FROM workos_events WHERE id = ANY(%s)", [missing]).fetchall()}}
+    return [known[event_id] if payload is None else parse_event(payload) for event_id, payload in rows]
 
 
 def mark(conn: psycopg.Connection, outcomes: Iterable[Outcome]) -> None:

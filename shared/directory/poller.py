@@ -141,17 +141,21 @@ def _event_id(item: object) -> str:
     return item.to_dict()["id"] if hasattr(item, "to_dict") else item["id"]  # type: ignore[index]
 
 
-def _drain(pending: set[tuple[str, str]], deadline: float, clock: Callable[[], float], report: PollReport) -> None:
+def _drain(pending: set[tuple[str, str]], deadline: float, clock: Callable[[], float], report: PollReport,
+           known: dict[str, DirectoryEvent] | None = None) -> None:
     from shared.directory.webhook import enqueue_directory
 
     for tenant_id, directory_id in sorted(pending):
         remaining = deadline - clock()
-        result = apply.drain_directory(tenant_id, directory_id, budget_seconds=max(remaining, 0.0), clock=clock)
+        result = apply.drain_directory(tenant_id, directory_id, budget_seconds=max(remaining, 0.0), clock=clock,
+                                       known=known)
         report.applied += result.applied
         if result.busy or result.more:
             enqueue_directory(tenant_id, directory_id, delay_seconds=5 if result.busy else 0)
             report.queued.append(directory_id)
     pending.clear()
+    if known is not None:
+        known.clear()
 
 
 def poll(*, budget_seconds: float = 240.0, clock: Callable[[], float] = time.monotonic) -> PollReport:
@@ -168,6 +172,7 @@ def poll(*, budget_seconds: float = 240.0, clock: Callable[[], float] = time.mon
         pending = set(inbox.claim_unmatched(conn)) | set(
             inbox.directories_with_pending(conn, older_than_seconds=SWEEP_AFTER_SECONDS))
     cursor = read_cursor()
+    known: dict[str, DirectoryEvent] = {}  # what this run recorded, so draining need not read it back
     pages = _PagesAhead(client(), cursor)
     try:
         for number, items in enumerate(pages, start=1):
@@ -179,16 +184,17 @@ def poll(*, budget_seconds: float = 240.0, clock: Callable[[], float] = time.mon
                     log.warning("Events API: another poller moved the cursor; this run stops")
                     break
                 recorded = inbox.record_events(conn, events, "events-api")
+            known.update((event.id, event) for event in events)
             cursor = last_id
             report.received += len(items)
             report.new += sum(1 for entry in recorded if entry.new)
             pending |= {(entry.tenant_id, entry.directory_id) for entry in recorded
                         if entry.new and entry.status == "pending" and entry.tenant_id and entry.directory_id}
             if number % PAGES_PER_DRAIN == 0:
-                _drain(pending, deadline, clock, report)
+                _drain(pending, deadline, clock, report, known)
             if clock() >= deadline:
                 break
     finally:
         pages.close()
-    _drain(pending, deadline, clock, report)
+    _drain(pending, deadline, clock, report, known)
     return report
