@@ -40,3 +40,8 @@ def admin_list_users(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=f"{ADMIN}/tenants/{{slug}}/users/{{user_id}}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def admin_show_user(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "users.show", "show_user")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/workos-portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_workos_portal(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "tenants.workos-portal", "workos_portal")

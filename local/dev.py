@@ -1,8 +1,9 @@
 """``make dev``: the whole stack on this machine, then the app on http://127.0.0.1:7071.
 
 Starts what the settings do not already point elsewhere (embedded Postgres when DATABASE_URL and
-POSTGRES_HOST are unset; Azurite when storage is UseDevelopmentStorage=true), migrates, creates
-the queues, seeds the demo tenant, prints what runs where, and serves the app with the local
+POSTGRES_HOST are unset; Azurite when storage is UseDevelopmentStorage=true; the WorkOS stand-in
+when WORKOS_BASE_URL is on loopback), migrates, creates the queues, seeds the demo tenants, prints
+what runs where, and serves the app with the local
 Functions host until Ctrl-C, which stops everything it started. What it started is written to
 ``.local/dev-settings.json`` so that ``python -m shared.cli`` reaches the same services meanwhile.
 ``--services-only`` stops short of the host, for ``func start`` where Core Tools exist.
@@ -19,15 +20,21 @@ import shutil
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from local.azurite import DEFAULT_PORTS, Azurite, connection_string, port_is_open, start_azurite
 from local.postgres import APP_DATABASE, POSTGRES_MAJOR, create_database, start_embedded_postgres
 from local.tls import local_ca
 from shared import config
 
+if TYPE_CHECKING:
+    from local.workos import WorkOSStandIn
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE = PROJECT_ROOT / ".local"
 DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
+WORKOS_STANDIN_PORT = 7081
 
 
 def _ensure_local_settings() -> None:
@@ -65,9 +72,38 @@ def _start_services(
     return started, azurite
 
 
+def _start_workos_standin(lines: list[tuple[str, str]]) -> WorkOSStandIn | None:
+    """The WorkOS stand-in on WORKOS_BASE_URL's loopback port, unless the settings point elsewhere
+    (or one already runs there); it holds the demo-dsync organization."""
+    from local.seed import DSYNC_DOMAIN, DSYNC_ORGANIZATION
+    from local.workos import WorkOSStandIn
+
+    base_url = os.environ.get("WORKOS_BASE_URL") or f"http://127.0.0.1:{WORKOS_STANDIN_PORT}"
+    parts = urlsplit(base_url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        lines.append(("workos", f"from WORKOS_BASE_URL ({base_url})"))
+        return None
+    os.environ["WORKOS_BASE_URL"] = base_url
+    if port_is_open(parts.port or 80):
+        lines.append(("workos", f"stand-in already running on {base_url} (reused)"))
+        return None
+    standin = WorkOSStandIn(port=parts.port or 80, api_key=os.environ.get("WORKOS_API_KEY") or "sk_test_local")
+    standin.create_organization("Demo Directory Sync", [DSYNC_DOMAIN], organization_id=DSYNC_ORGANIZATION)
+    standin.start()
+    lines.append(("workos", f"stand-in on {base_url} (organization {DSYNC_ORGANIZATION})"))
+    return standin
+
+
 def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> str:
-    """Migrate, create the queues, seed the demo tenant; returns its fresh SCIM token."""
-    from local.seed import DEMO_APP, DEMO_TENANT, seed_demo_tenant
+    """Migrate, create the queues, seed the demo tenants; returns the SCIM tenant's fresh token."""
+    from local.seed import (
+        DEMO_APP,
+        DEMO_TENANT,
+        DSYNC_DOMAIN,
+        DSYNC_ORGANIZATION,
+        seed_demo_tenant,
+        seed_dsync_tenant,
+    )
     from shared import migrations, queues
 
     applied = migrations.apply_migrations()
@@ -77,6 +113,13 @@ def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> str
     token = seed_demo_tenant()
     lines.append(("demo tenant", f"{DEMO_TENANT} (SCIM-provisioned; app {DEMO_APP})"))
     lines.append(("", f"SCIM base URL http://127.0.0.1:{port}/api/scim/v2/{DEMO_TENANT}, token on the last line"))
+    dsync = seed_dsync_tenant()
+    lines.append(("dsync demo", f"{dsync} (WorkOS Directory Sync, organization {DSYNC_ORGANIZATION})"))
+    # The local settings' webhook secret (not a real one), so the command works as printed.
+    secret = (os.environ.get("WORKOS_WEBHOOK_SECRET") or "").split(",")[0]
+    lines.append(("", f"send it an event: .venv/bin/python -m local.workos send --app http://127.0.0.1:{port}"
+                      f"/api/webhooks/workos --secret {secret} dsync.user.created --organization"
+                      f" {DSYNC_ORGANIZATION} --email ada@{DSYNC_DOMAIN} --first-name Ada"))
     return token
 
 
@@ -128,6 +171,7 @@ def main() -> None:
 
     lines: list[tuple[str, str]] = [("app", f"http://127.0.0.1:{args.port}/api/health")]
     started, azurite = _start_services(state, tuple(args.azurite_ports), lines)
+    standin = _start_workos_standin(lines)
     dev_settings = state / "dev-settings.json"
     try:
         dev_settings.write_text(json.dumps(started, indent=2))
@@ -146,6 +190,8 @@ def main() -> None:
             asyncio.run(host.serve())
     finally:
         dev_settings.unlink(missing_ok=True)
+        if standin is not None:
+            standin.stop()
         if azurite is not None:
             azurite.stop()
         print("stopped.", flush=True)  # embedded Postgres stops as this process exits

@@ -9,6 +9,9 @@ from shared.tenants.models import TenantNotFound
 from shared.tenants.registry import TenantChanges, create_tenant, get_tenant, update_tenant
 
 DEMO_TENANT = "demo"
+DSYNC_TENANT = "demo-dsync"
+DSYNC_DOMAIN = "demo-dsync.example"
+DSYNC_ORGANIZATION = "org_demo_dsync"  # fixed, so the stand-in (in memory) and the database agree
 DEMO_APP = "coach"
 DEMO_APP_URL = "http://127.0.0.1:7090"
 SEED_ACTOR = "make dev"
@@ -32,3 +35,16 @@ def seed_demo_tenant() -> str:
         revoke_scim_tokens_named(conn, tenant, SEED_ACTOR)
         _, token = create_scim_token(conn, tenant, SEED_ACTOR, created_by=SEED_ACTOR)
     return token
+
+
+def seed_dsync_tenant() -> str:
+    """Create the ``demo-dsync`` tenant (provisioned by WorkOS Directory Sync, linked to the stand-in's
+    organization DSYNC_ORGANIZATION) unless it exists; returns its slug."""
+    with db.transaction() as conn:
+        try:
+            get_tenant(conn, DSYNC_TENANT)
+        except TenantNotFound:
+            create_tenant(conn, DSYNC_TENANT, TenantChanges(
+                display_name="Demo Directory Sync", add_domains=(DSYNC_DOMAIN,), provisioning_channel="workos",
+                workos_organization_id=DSYNC_ORGANIZATION, support_contact=f"it@{DSYNC_DOMAIN}"))
+    return DSYNC_TENANT

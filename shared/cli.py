@@ -165,12 +165,63 @@ def _tenant_changes(args: argparse.Namespace) -> Any:
 
 def cmd_tenant_add(args: argparse.Namespace) -> int:
     from shared import db
-    from shared.tenants.registry import create_tenant
+    from shared.tenants.models import InvalidValue
+    from shared.tenants.registry import TenantChanges, create_tenant, update_tenant
 
+    if args.create_workos_org and args.workos_org:
+        raise InvalidValue("workos_organization_id", "give --workos-org or --create-workos-org, not both")
     with db.transaction() as conn:
         tenant = create_tenant(conn, args.slug, _tenant_changes(args))
-        _audit(conn, "tenant.add", tenant_id=tenant.id, target=tenant.slug)
+        if args.create_workos_org:
+            from shared import workos_api
+
+            # Inside the transaction: if WorkOS refuses, no tenant is left without its organization.
+            organization = workos_api.create_organization(tenant.display_name, list(tenant.domains))
+            tenant = update_tenant(conn, tenant.slug, TenantChanges(workos_organization_id=organization["id"]))
+        _audit(conn, "tenant.add", tenant_id=tenant.id, target=tenant.slug,
+               details={"workos_organization_id": tenant.workos_organization_id} if args.create_workos_org else None)
     print(f"created tenant {tenant.slug} ({tenant.id})")
+    if args.create_workos_org:
+        print(f"created WorkOS organization {tenant.workos_organization_id} with domains {', '.join(tenant.domains)}")
+    return 0
+
+
+def cmd_tenant_portal_link(args: argparse.Namespace) -> int:
+    from shared import db, workos_api
+    from shared.tenants.models import InvalidValue
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.slug)
+        if not tenant.workos_organization_id:
+            raise InvalidValue("workos_organization_id", f"tenant {tenant.slug!r} has no WorkOS organization")
+        link = workos_api.portal_link(tenant.workos_organization_id, args.intent)
+        _audit(conn, "tenant.portal-link", tenant_id=tenant.id, target=tenant.slug, details={"intent": args.intent})
+    print(f"WorkOS Admin Portal ({args.intent}) for {tenant.slug}, valid for 5 minutes:", file=sys.stderr)
+    print(link)
+    return 0
+
+
+def cmd_directory_poll(args: argparse.Namespace) -> int:
+    from shared.directory.poller import poll
+
+    _print_json(poll().as_dict())
+    return 0
+
+
+def cmd_directory_events(args: argparse.Namespace) -> int:
+    from shared import db
+
+    with db.transaction(all_tenants=True) as conn:
+        tenant_id = _tenant(conn, args.tenant).id if args.tenant else None
+        rows = conn.execute(
+            "SELECT e.id, e.event, coalesce(t.slug, '-') AS tenant, e.directory_id, e.status, e.outcome,"
+            " e.created_at, e.received_via FROM workos_events e LEFT JOIN tenants t ON t.id = e.tenant_id"
+            " WHERE (%s::text IS NULL OR e.status = %s) AND (%s::uuid IS NULL OR e.tenant_id = %s::uuid)"
+            " ORDER BY e.created_at DESC, e.id DESC LIMIT %s",
+            [args.status, args.status, tenant_id, tenant_id, args.limit]).fetchall()
+    columns = ("id", "event", "tenant", "directory_id", "status", "outcome", "created_at", "received_via")
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    _print_json(records) if args.json else _print_table(records, ("id", "event", "tenant", "status", "outcome"))
     return 0
 
 
@@ -481,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     _command(tenant, "list", cmd_tenant_list, "list tenants", lists=True)
     show = _command(tenant, "show", cmd_tenant_show, "show one tenant", lists=True)
     show.add_argument("slug")
+    add.add_argument("--create-workos-org", action="store_true",
+                     help="create the tenant's WorkOS organization (with its domains) and link it")
+    portal = _command(tenant, "portal-link", cmd_tenant_portal_link,
+                      "print a WorkOS Admin Portal link (5 minutes) for the tenant's IT admin")
+    portal.add_argument("slug")
+    portal.add_argument("--intent", required=True, choices=("sso", "dsync", "domain_verification"))
     update = _command(tenant, "update", cmd_tenant_update, "change a tenant")
     update.add_argument("slug")
     _add_tenant_fields(update, update=True)
@@ -536,6 +593,13 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("tenant")
     revoke.add_argument("token_id")
 
+    directory = _group(commands, "directory", "WorkOS Directory Sync")
+    _command(directory, "poll", cmd_directory_poll, "read the Events API now and apply, as the poller timer does")
+    events = _command(directory, "events", cmd_directory_events, "list received Directory Sync events", lists=True)
+    events.add_argument("--status", choices=("pending", "unmatched", "applied", "stale", "refused", "failed"))
+    events.add_argument("--tenant", metavar="SLUG")
+    events.add_argument("--limit", type=int, default=50)
+
     user = _group(commands, "user", "a tenant's users")
     listing = _command(user, "list", cmd_user_list, "list users", lists=True)
     listing.add_argument("tenant")
@@ -553,9 +617,10 @@ def _refusal_types() -> tuple[type[BaseException], ...]:
     from shared.migrations import MigrationError
     from shared.scim.tokens import ScimTokenNotFound
     from shared.tenants.models import TenantError
+    from shared.workos_api import WorkOSUnavailable
 
     refusals: list[type[BaseException]] = [config.ConfigurationError, MigrationError, TenantError, IdentityError,
-                                           AdminKeyNotFound, ScimTokenNotFound]
+                                           AdminKeyNotFound, ScimTokenNotFound, WorkOSUnavailable]
     try:
         import psycopg
 

@@ -57,7 +57,8 @@ def client_address(forwarded_for: str | None) -> str:
     return first.rsplit(":", 1)[0] if first.count(":") == 1 else first
 
 
-Handler = Callable[[psycopg.Connection, AdminPrincipal, dict[str, str]], dict[str, Any]]
+# A handler answers a JSON body (200), or a whole AdminResponse (a redirect, say).
+Handler = Callable[[psycopg.Connection, AdminPrincipal, dict[str, str]], "dict[str, Any] | AdminResponse"]
 
 
 def handle(action: str, handler: Handler, *, authorization: str | None, source: str,
@@ -78,7 +79,7 @@ def handle(action: str, handler: Handler, *, authorization: str | None, source: 
                 return AdminResponse(refusal.status, {"error": refusal.error, "message": str(refusal)})
             record(conn, AuditEntry(principal.label, action, source, "ok", scope=principal.scope,
                                     tenant_id=principal.tenant_id, target=target))
-            return AdminResponse(200, body)
+            return body if isinstance(body, AdminResponse) else AdminResponse(200, body)
     except AdminRefusal as refusal:
         with db.transaction() as conn:
             record(conn, AuditEntry("anonymous", action, source, f"refused {refusal.status}", target=target))
@@ -174,3 +175,23 @@ def show_user(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[
         "groups": store.user_group_names(conn, tenant, user.id),
         "last_change": last.as_dict() if last else None,
     }
+
+
+def workos_portal(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> AdminResponse:
+    """A redirect to a fresh WorkOS Admin Portal link (valid 5 minutes), so the tenant's IT admin
+    sets up SSO, Directory Sync or domain verification themselves."""
+    from shared import workos_api
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    intent = params.get("intent") or ""
+    if intent not in workos_api.PORTAL_INTENTS:
+        raise AdminRefusal(400, "invalid_parameter", f"intent must be one of {', '.join(workos_api.PORTAL_INTENTS)}")
+    if not tenant.workos_organization_id:
+        raise AdminRefusal(409, "no_workos_organization", f"tenant {tenant.slug!r} has no WorkOS organization: set "
+                           "one with `tenant update --workos-org` or create it with `tenant add --create-workos-org`")
+    try:
+        link = workos_api.portal_link(tenant.workos_organization_id, intent)
+    except workos_api.WorkOSUnavailable as error:
+        raise AdminRefusal(502, "workos_unavailable", str(error)) from None
+    return AdminResponse(302, {"link": link, "intent": intent, "expires_in_seconds": 300},
+                         {"Location": link, "Cache-Control": "no-store"})

@@ -97,10 +97,11 @@ def test_an_unresolved_setting_expression_stops_the_host_with_its_name(storage_a
     assert "'%FIXTURE_QUEUE%' does not resolve to a value" in result.stderr
 
 
-def _start_dev(state_dir: Path, port: int, azurite_ports: tuple[int, int, int], log: Path) -> subprocess.Popen:
+def _start_dev(state_dir: Path, port: int, azurite_ports: tuple[int, int, int], log: Path,
+               **settings: str) -> subprocess.Popen:
     arguments = [PYTHON, "-m", "local.dev", "--state-dir", str(state_dir), "--port", str(port), "--no-local-settings",
                  "--azurite-ports", *map(str, azurite_ports)]
-    env = base_environment() | {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    env = base_environment() | {"AzureWebJobsStorage": "UseDevelopmentStorage=true"} | settings
     return subprocess.Popen(arguments, cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -122,7 +123,9 @@ def _interrupt(process: subprocess.Popen) -> int:
 def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path):
     state, port, log = tmp_path / "state", free_port(), tmp_path / "dev.log"
     azurite_ports = (free_port(), free_port(), free_port())
-    process = _start_dev(state, port, azurite_ports, log)
+    workos_port = free_port()
+    process = _start_dev(state, port, azurite_ports, log, WORKOS_API_KEY="sk_test_local",
+                         WORKOS_WEBHOOK_SECRET="dev-secret", WORKOS_BASE_URL=f"http://127.0.0.1:{workos_port}")
     try:
         wait_until(lambda: _healthy(process, f"http://127.0.0.1:{port}/api/health", log), timeout=120,
                    message="make dev to serve /api/health")
@@ -132,10 +135,26 @@ def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path)
         output = log.read_text()
         assert "demo tenant  demo" in output
         assert f"http://127.0.0.1:{port}/api/health" in output
+        # The demo-dsync tenant takes events from the WorkOS stand-in, as the printed command sends them.
+        sent = subprocess.run(
+            [PYTHON, "-m", "local.workos", "send", "--app", f"http://127.0.0.1:{port}/api/webhooks/workos",
+             "--secret", "dev-secret", "--standin", f"http://127.0.0.1:{workos_port}", "dsync.user.created",
+             "--organization", "org_demo_dsync", "--email", "ada@demo-dsync.example", "--first-name", "Ada"],
+            cwd=PROJECT_ROOT, env=base_environment(), capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+
+        def ada() -> tuple | None:
+            with psycopg.connect(database_url) as conn:
+                return conn.execute(
+                    "SELECT u.given_name, u.status FROM users u JOIN tenants t ON t.id = u.tenant_id"
+                    " WHERE t.slug = 'demo-dsync' AND u.primary_email = 'ada@demo-dsync.example'").fetchone()
+
+        assert wait_until(ada, timeout=60, message="the sent event to be applied") == ("Ada", "active")
     finally:
         code = _interrupt(process)
     assert code == 0, log.read_text()
     assert not port_is_open(port)
+    assert not port_is_open(workos_port)
     assert not any(port_is_open(azurite_port) for azurite_port in azurite_ports)
     assert not (state / "postgres" / "postmaster.pid").exists()
     assert not (state / "dev-settings.json").exists()
