@@ -2,8 +2,9 @@
 
 1. DSYNC_BENCH_WEBHOOKS (10,000) signed ``dsync.user.created`` webhooks posted to the real app under
    the local host (Postgres, Azurite, the dsync-apply worker applying them meanwhile) by
-   DSYNC_BENCH_SENDERS (4) concurrent senders: acknowledgements per second and the p50/p99
-   acknowledgement latency (target: p99 under 50 ms). Afterwards every event must be applied.
+   DSYNC_BENCH_SENDERS (2: the cores of the reference machine) concurrent senders: acknowledgements
+   per second and the p50/p99 acknowledgement latency (target: p99 under 50 ms). Afterwards every
+   event must be applied.
 2. Catch-up: DSYNC_BENCH_EVENTS (100,000) events of one directory in the WorkOS stand-in (an initial
    sync: users created, then updated, groups, members added), read by the Events API poller from
    scratch and applied: events applied per second (target: at least 2,000).
@@ -30,7 +31,7 @@ from local.azurite import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WEBHOOKS = int(os.environ.get("DSYNC_BENCH_WEBHOOKS", "10000"))
-SENDERS = int(os.environ.get("DSYNC_BENCH_SENDERS", "4"))
+SENDERS = int(os.environ.get("DSYNC_BENCH_SENDERS", "2"))
 CATCH_UP_EVENTS = int(os.environ.get("DSYNC_BENCH_EVENTS", "100000"))
 SECRET = "bench-webhook-secret"
 

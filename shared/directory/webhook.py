@@ -4,7 +4,8 @@ Contract (tests/directory/test_webhook.py):
 - the ``WorkOS-Signature`` header (``t=<unix ms>, v1=<hex>``) is checked by the workos SDK against the
   raw body and each configured secret (two during a rotation); a missing, malformed, wrong, too old
   or too far in the future (180 s) signature gets 401 and nothing is written or queued;
-- a signed body that is not a well-formed event gets 400 naming the field; an event type other
+- a body over 1 MiB gets 413 before anything else; a signed body that is not a well-formed event
+  gets 400 naming the field; an event type other
   than ``dsync.*`` is acknowledged (200) and not recorded;
 - a valid event is recorded in the inbox and, when its tenant is known and no message for its
   directory is outstanding (``inbox.request_apply``), a ``dsync-apply`` message names the directory
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 # Checked before the SDK sees it: the SDK splits on ", " and slices, and would compare arbitrary text.
 SIGNATURE_FORMAT = re.compile(r"t=(\d{1,16}), v1=([0-9a-f]{64})")
 TOLERANCE_SECONDS = 180
+MAX_BODY_BYTES = 1024 * 1024  # a directory event is a few kilobytes; nothing larger is hashed
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ def enqueue_directory(tenant_id: str, directory_id: str, *, event_id: str | None
 
 
 def receive(body: bytes, signature: str | None) -> WebhookResponse:
+    if len(body) > MAX_BODY_BYTES:
+        return _refuse(413, "too_large", f"a WorkOS event is at most {MAX_BODY_BYTES} bytes")
     if not signature_is_valid(body, signature, config.workos_webhook_secrets()):
         return _refuse(401, "invalid_signature", "the WorkOS-Signature header is missing, malformed, wrong or "
                        "outside the 180 s tolerance")

@@ -129,3 +129,10 @@ def test_when_the_inbox_cannot_be_reached_the_answer_is_503(acme, monkeypatch):
     db.close_pools()
     monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "1")
     assert receive(body, signed(body)).status == 503
+
+
+def test_a_body_over_one_mebibyte_is_413_before_its_signature_is_computed(acme):
+    body = b"{" + b" " * (1024 * 1024) + b"}"
+    response = receive(body, signed(body))
+    assert (response.status, response.body["error"]) == (413, "too_large")
+    assert _inbox_count() == 0
