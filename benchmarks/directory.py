@@ -15,8 +15,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,9 +25,9 @@ from typing import Any
 
 import httpx
 
+from benchmarks.local_host import start_app
 from local.azurite import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WEBHOOKS = int(os.environ.get("DSYNC_BENCH_WEBHOOKS", "10000"))
 SENDERS = int(os.environ.get("DSYNC_BENCH_SENDERS", "2"))
 CATCH_UP_EVENTS = int(os.environ.get("DSYNC_BENCH_EVENTS", "100000"))
@@ -87,16 +85,10 @@ def _webhooks(folder: Path, standin: Any, env: dict[str, str]) -> dict[str, Any]
     tenant = _tenant("hooks", organization["id"], "hooks.example")
     bodies = [json.dumps(standin.emit("dsync.user.created", standin.directory_user(
         directory, email=f"user{n}@hooks.example", first_name=f"User{n}"))).encode() for n in range(WEBHOOKS)]
-    port = free_port()
     host_env = {name: value for name, value in os.environ.items() if name not in env} | env
-    log = (folder / "host.log").open("w")
-    host = subprocess.Popen(
-        [sys.executable, "-m", "local.host", "--script-root", str(PROJECT_ROOT), "--port", str(port),
-         "--state-dir", str(folder / "host"), "--no-local-settings"],
-        cwd=PROJECT_ROOT, env=host_env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api/webhooks/workos"
+    host, origin = start_app(folder, host_env, ready="/api/health")
+    url = f"{origin}/api/webhooks/workos"
     try:
-        _wait_for(f"http://127.0.0.1:{port}/api/health", host)
         latencies: list[float] = []
         failures: list[int] = []
         lock = threading.Lock()
@@ -138,19 +130,6 @@ def _webhooks(folder: Path, standin: Any, env: dict[str, str]) -> dict[str, Any]
         "all_applied": all_applied == WEBHOOKS,
         "applied_by_worker_within_seconds": round(applied_after, 1),
     }
-
-
-def _wait_for(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the local host exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("the local host did not come up")
 
 
 def _initial_sync(standin: Any, directory: dict[str, Any], total: int) -> dict[str, int]:

@@ -30,9 +30,9 @@ from typing import Any
 
 import httpx
 
+from benchmarks.local_host import start_app, wait_for
 from local.azurite import free_port
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 USERS = int(os.environ.get("SCIM_BENCH_USERS", "20000"))
 OPERATIONS = int(os.environ.get("SCIM_BENCH_OPERATIONS", "2000"))
 SEED_USERS = int(os.environ.get("SCIM_BENCH_SEED_USERS", "1000000"))
@@ -43,20 +43,6 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 TOKEN = "bench-token-" + uuid.uuid4().hex
-
-
-def _wait_for(url: str, headers: dict[str, str], process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with {process.returncode}")
-        try:
-            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def _user(index: int) -> dict[str, Any]:
@@ -114,18 +100,12 @@ def _our_server(database_url: str, folder: Path) -> tuple[subprocess.Popen, str,
         tenant = create_tenant(conn, "bench", TenantChanges(display_name="Bench", add_domains=("bench.example",)))
         _, token = create_scim_token(conn, tenant, "bench", created_by="bench")
     db.close_pools()
-    port = free_port()
     env = {name: value for name, value in os.environ.items() if name not in config.SETTINGS}
     env |= {name: setting.default for name, setting in config.SETTINGS.items() if setting.default is not None}
     env |= {"DATABASE_URL": database_url, "SCIM_CURSOR_SECRET": "bench", "AzureWebJobsStorage": ""}
-    log = (folder / "host.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.host", "--script-root", str(PROJECT_ROOT), "--port", str(port),
-         "--state-dir", str(folder / "host"), "--no-local-settings"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/api/scim/v2/bench"
-    _wait_for(base + "/ServiceProviderConfig", {"Authorization": f"Bearer {token}"}, process)
-    return process, base, token
+    process, origin = start_app(folder, env, ready="/api/scim/v2/bench/ServiceProviderConfig",
+                                headers={"Authorization": f"Bearer {token}"})
+    return process, f"{origin}/api/scim/v2/bench", token
 
 
 def _their_server() -> tuple[subprocess.Popen, str]:
@@ -134,7 +114,7 @@ def _their_server() -> tuple[subprocess.Popen, str]:
         [str(Path(sys.executable).parent / "scim2-server"), "--port", str(port), "--bearer-token", TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v2"
-    _wait_for(base + "/ServiceProviderConfig", {"Authorization": f"Bearer {TOKEN}"}, process)
+    wait_for(base + "/ServiceProviderConfig", {"Authorization": f"Bearer {TOKEN}"}, process)
     return process, base
 
 

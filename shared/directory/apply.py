@@ -106,34 +106,30 @@ class _Outcomes:
 # --- the statements of a batch ---------------------------------------------------------------------
 
 
-def _user_statements(events: list[DirectoryEvent]) -> dict[str, list[Statement]]:
+def _entity_statements(events: list[DirectoryEvent], kinds: tuple[str, ...], embedded: str, deletion: str
+                       ) -> dict[str, list[Statement]]:
+    """What the events say about users (or groups): their own events, and the snapshot each membership
+    event carries (``embedded``: "user" or "group"), which has no event of its own to mark."""
     statements: dict[str, list[Statement]] = defaultdict(list)
     for event in events:
-        if event.event in USER_EVENTS:
-            user, event_id = event.data, event.id
+        if event.event in kinds:
+            entity, event_id = event.data, event.id
         elif event.event in MEMBERSHIP_EVENTS:
-            user, event_id = event.data["user"], None
+            entity, event_id = event.data[embedded], None
         else:
             continue
-        version = Version(parse_time(user["updated_at"], "updated_at"), event.created_at, event.id)
-        statements[user["id"]].append(Statement(
-            user["id"], version, event_id, deleted=event.event == "dsync.user.deleted", snapshot=user))
+        version = Version(parse_time(entity["updated_at"], "updated_at"), event.created_at, event.id)
+        statements[entity["id"]].append(Statement(
+            entity["id"], version, event_id, deleted=event.event == deletion, snapshot=entity))
     return statements
+
+
+def _user_statements(events: list[DirectoryEvent]) -> dict[str, list[Statement]]:
+    return _entity_statements(events, USER_EVENTS, "user", "dsync.user.deleted")
 
 
 def _group_statements(events: list[DirectoryEvent]) -> dict[str, list[Statement]]:
-    statements: dict[str, list[Statement]] = defaultdict(list)
-    for event in events:
-        if event.event in GROUP_EVENTS:
-            group, event_id = event.data, event.id
-        elif event.event in MEMBERSHIP_EVENTS:
-            group, event_id = event.data["group"], None
-        else:
-            continue
-        version = Version(parse_time(group["updated_at"], "updated_at"), event.created_at, event.id)
-        statements[group["id"]].append(Statement(
-            group["id"], version, event_id, deleted=event.event == "dsync.group.deleted", snapshot=group))
-    return statements
+    return _entity_statements(events, GROUP_EVENTS, "group", "dsync.group.deleted")
 
 
 def _membership_statements(events: list[DirectoryEvent]) -> dict[tuple[str, str], list[Statement]]:
@@ -217,6 +213,19 @@ def _write_entity_registers(conn: psycopg.Connection, table: str, key_column: st
              "event_id": version.event_id, "deleted": deleted} for key, version, deleted in rows])])
 
 
+def _decide_entities(conn: psycopg.Connection, tenant: Tenant, directory_id: str,
+                     statements: dict[str, list[Statement]], noun: str, outcomes: _Outcomes
+                     ) -> list[tuple[str, _Decision]]:
+    """Decide each user's (or group's) statements against its register, and write the registers."""
+    if not statements:
+        return []
+    table, key_column = f"workos_directory_{noun}s", f"{noun}_id"
+    registers = _entity_registers(conn, table, key_column, directory_id, sorted(statements))
+    decided = [(key, _decide(items, registers.get(key), outcomes, noun)) for key, items in statements.items()]
+    _write_entity_registers(conn, table, key_column, tenant, directory_id, decided)
+    return decided
+
+
 # --- users -------------------------------------------------------------------------------------------
 
 
@@ -235,12 +244,9 @@ def person_claims(directory_id: str, user: dict[str, Any], *, directory_deleted:
 def _apply_users(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent],
                  directory_deleted: bool, outcomes: _Outcomes) -> set[str]:
     """Returns the users who became live (created or restored)."""
-    statements = _user_statements(events)
-    if not statements:
+    decided = _decide_entities(conn, tenant, directory_id, _user_statements(events), "user", outcomes)
+    if not decided:
         return set()
-    registers = _entity_registers(conn, "workos_directory_users", "user_id", directory_id, sorted(statements))
-    decided = [(key, _decide(items, registers.get(key), outcomes, "user")) for key, items in statements.items()]
-    _write_entity_registers(conn, "workos_directory_users", "user_id", tenant, directory_id, decided)
     actor = directory_actor(directory_id)
     # A deleted user is written as the deletion describes them, then tombstoned: so the tombstone is
     # the same whether the deletion came last, first, or alone.
@@ -270,12 +276,9 @@ def _apply_users(conn: psycopg.Connection, tenant: Tenant, directory_id: str, ev
 def _apply_groups(conn: psycopg.Connection, tenant: Tenant, directory_id: str, events: list[DirectoryEvent],
                   outcomes: _Outcomes) -> set[str]:
     """Returns the groups that were created."""
-    statements = _group_statements(events)
-    if not statements:
+    decided = _decide_entities(conn, tenant, directory_id, _group_statements(events), "group", outcomes)
+    if not decided:
         return set()
-    registers = _entity_registers(conn, "workos_directory_groups", "group_id", directory_id, sorted(statements))
-    decided = [(key, _decide(items, registers.get(key), outcomes, "group")) for key, items in statements.items()]
-    _write_entity_registers(conn, "workos_directory_groups", "group_id", tenant, directory_id, decided)
     actor = directory_actor(directory_id)
     created: set[str] = set()
     for key, decision in decided:
