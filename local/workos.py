@@ -3,7 +3,8 @@
 Point the SDK at it by base URL (``WorkOSClient(api_key=..., base_url=standin.base_url, max_retries=0)``
 or ``WORKOS_BASE_URL``). Standard library HTTP server on 127.0.0.1, one background thread per request.
 
-Endpoints (all need ``Authorization: Bearer <api key>`` except the portal page a browser opens):
+Endpoints (all need ``Authorization: Bearer <api key>`` except the pages a browser opens, and
+``/sso/token``, which authenticates the client itself):
 
 - ``GET /events`` — the Events API over an ordered event log. ``events`` (comma list) is required:
   missing or empty -> 422 ``{"message": "Validation failed.", "errors": [{"code": "required",
@@ -25,10 +26,44 @@ Endpoints (all need ``Authorization: Bearer <api key>`` except the portal page a
   ``legacy_verified`` domains; ``domain_data`` entries carry ``verified`` or ``pending``); a domain
   another organization holds -> 409. ``GET /organizations/{id}`` (404 unknown), ``GET /organizations``
   (list, ``order`` defaults to ``normal``: newest first; ``domains`` and ``search`` filters).
+- SSO (standalone API). Every organization has one SSO connection (``conn_...`` derived from the
+  organization id, ``connection_type`` ``OktaSAML`` unless given) and test users (``add_sso_user``).
+  ``GET /sso/authorize`` (no auth: a browser opens it) checks ``client_id`` (the stand-in's),
+  ``response_type=code``, ``redirect_uri`` (absolute http(s); one of ``redirect_uris`` when those are
+  configured, a ``*.`` wildcard standing for one subdomain label), ``organization`` or ``connection``
+  (which must exist and agree) and, when PKCE is used, ``code_challenge_method=S256`` with a 43-character
+  challenge; ``provider`` / ``domain`` sign-ins are not stood in. A bad request is an HTML error page
+  (400). Otherwise it renders the IdP's sign-in page: a button per test user, a form for another user
+  (email prefilled from ``login_hint``; first/last name; role slugs, highest first; comma-separated
+  groups: typing a listed email updates the fields filled in) and a Deny button, all posting to
+  ``POST /sso/authorize/complete``, which answers 302 to ``redirect_uri?code=...&state=...`` or
+  ``?error=access_denied&error_description=...&state=...`` (``state`` echoed only when the app sent one).
+  A page can be submitted once, within 10 minutes. Codes are random, work once, for 10 minutes, and are
+  bound to the client id, the redirect URI and the PKCE challenge; they carry the profile as it was at
+  sign-in. ``GET /sso/idp_initiated?organization=ORG&redirect_uri=URI&email=EMAIL`` is a sign-in started
+  at the IdP: 302 to ``redirect_uri?code=...`` with no state, as WorkOS sends them (an unknown email
+  becomes a test user; without ``redirect_uri`` the first configured non-wildcard one).
+  ``POST /sso/token`` takes what ``sso.get_profile_and_token`` / ``get_profile_and_token_pkce`` send (a
+  JSON or form body with ``code, grant_type, client_id, client_secret, code_verifier``; ``Authorization:
+  Bearer <api key>``). A wrong Bearer key -> 401 ``unauthorized``; a wrong ``client_secret`` -> 401
+  ``invalid_client``; neither sent is a public client, allowed only for a PKCE code. Then, as OAuth
+  errors ``{"error", "error_description"}``: 400 ``unsupported_grant_type`` (grant_type is not
+  ``authorization_code``), ``invalid_request`` (no code or client_id), ``invalid_grant`` (unknown,
+  expired or used code, another client id, another ``redirect_uri`` when one is sent, a missing or
+  wrong ``code_verifier`` for a PKCE code, a ``code_verifier`` for a code without PKCE). Only a
+  successful exchange spends the code. 200: ``{"token_type": "Bearer", "access_token", "expires_in":
+  600, "profile": {object, id, organization_id, connection_id, connection_type, idp_id, email,
+  first_name, last_name, name, role {slug}, roles [{slug}], groups, custom_attributes {},
+  raw_attributes {}}}``; the profile id is derived from the connection and the email, so a person
+  keeps it across sign-ins. ``sign_in(url, email, **fields)`` and ``deny(url)`` do over HTTP what a
+  person does on the page and return the redirect's Location, for tests without a browser.
 - ``/_standin/...`` control endpoints for a stand-in in another process (``make dev``, ``send``):
-  ``POST /_standin/organizations`` {name, domains?, id?} and ``POST /_standin/directories``
+  ``POST /_standin/organizations`` {name, domains?, id?, connection_type?} and ``POST /_standin/directories``
   {organization_id, id?, type?, name?} create (201) or, for an id that exists, return it (200);
   ``POST /_standin/events`` {event, data, created_at?, id?} appends an event (201);
+  ``POST /_standin/sso_users`` {organization_id, email, first_name?, last_name?, role?, roles?, groups?,
+  profile_id?, idp_id?} adds a test user (201) or replaces the one with that email (200), answering its
+  profile; ``GET /_standin/sso_users[?organization_id=]`` lists them;
   ``GET /_standin/events`` is the whole log, ``GET /_standin/portal_links`` every link generated.
   They are never rate limited.
 - Anything else -> 404 ``{"message": "Not Found", "code": "not_found"}``.
@@ -51,6 +86,7 @@ Command line: ``python -m local.workos serve`` and ``python -m local.workos send
 from __future__ import annotations
 
 import argparse
+import base64
 import bisect
 import copy
 import hashlib
@@ -70,9 +106,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -82,6 +119,10 @@ PORTAL_INTENTS = frozenset({
     "sso", "dsync", "audit_logs", "log_streams", "domain_verification", "certificate_renewal", "bring_your_own_key",
 })
 PORTAL_LINK_LIFETIME = timedelta(minutes=5)
+SSO_CODE_LIFETIME = timedelta(minutes=10)  # codes, and sign-in pages waiting for a choice
+SSO_ACCESS_TOKEN_SECONDS = 600
+DEFAULT_CONNECTION_TYPE = "OktaSAML"
+DEFAULT_SSO_ROLE = "member"  # what WorkOS gives a user none of whose IdP groups is mapped to a role
 USER_STATES = ("active", "inactive", "suspended")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -273,6 +314,54 @@ def _changed_attributes(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
     return {key: before.get(key) for key in sorted(keys) if before.get(key) != after.get(key)}
 
 
+def _sso_profile(connection: Mapping[str, Any], *, email: str, first_name: str | None, last_name: str | None,
+                 role_slugs: Sequence[str], groups: Sequence[str], profile_id: str | None,
+                 idp_id: str | None) -> dict[str, Any]:
+    """The Profile of ``POST /sso/token``. ``role_slugs`` in priority order; none -> the default role."""
+    slugs = list(dict.fromkeys(role_slugs)) or [DEFAULT_SSO_ROLE]
+    return {
+        "object": "profile",
+        # Derived from connection and email: a person keeps the same profile id at every sign-in, as with WorkOS.
+        "id": profile_id or derived_id("prof", connection["id"], email.lower()),
+        "organization_id": connection["organization_id"],
+        "connection_id": connection["id"],
+        "connection_type": connection["connection_type"],
+        "idp_id": idp_id or hashlib.sha256(f"{connection['id']}\x1f{email.lower()}".encode()).hexdigest()[:20],
+        "email": email,
+        "first_name": first_name,
+        "last_name": last_name,
+        "name": " ".join(part for part in (first_name, last_name) if part) or None,
+        "role": {"slug": slugs[0]},
+        "roles": [{"slug": slug} for slug in slugs],
+        "groups": list(groups),
+        "custom_attributes": {},
+        "raw_attributes": {},
+    }
+
+
+def _pkce_challenge(verifier: str) -> str:
+    """S256: unpadded base64url of the SHA-256 of the verifier (RFC 7636)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii", "replace")).digest()).rstrip(b"=").decode()
+
+
+def _with_query(url: str, params: Mapping[str, str | None]) -> str:
+    """``url`` with ``params`` (None values left out) appended to the query it already has."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, v) for k, v in params.items() if v is not None]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _redirect_uri_matches(registered: str, uri: str) -> bool:
+    """Exact match, or a ``*.`` wildcard standing for one subdomain label (``https://*.example.com/cb``)."""
+    if "*" not in registered:
+        return uri == registered
+    pattern, candidate = urlsplit(registered), urlsplit(uri)
+    suffix, host = (pattern.hostname or "")[1:], candidate.hostname or ""
+    label = host[: -len(suffix)] if suffix.startswith(".") and host.endswith(suffix) else ""
+    return (bool(label) and "." not in label and (pattern.scheme, pattern.port, pattern.path, pattern.query)
+            == (candidate.scheme, candidate.port, candidate.path, candidate.query))
+
+
 # --- the stand-in --------------------------------------------------------------------------------------
 
 
@@ -281,6 +370,28 @@ class _Logged:
     event: dict[str, Any]
     created: datetime
     organization_id: str | None
+
+
+@dataclass
+class _SignInRequest:
+    """An ``/sso/authorize`` request whose page waits for the person's choice."""
+
+    organization_id: str
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    code_challenge: str | None
+    expires: datetime
+
+
+@dataclass
+class _AuthorizationCode:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str | None
+    profile: dict[str, Any]  # as at sign-in: later changes to the test user do not alter an issued code
+    expires: datetime
+    used: bool = False
 
 
 @dataclass
@@ -295,11 +406,35 @@ def _json_answer(status: int, payload: Any, headers: Mapping[str, str] | None = 
     return _Answer(status, json.dumps(payload, ensure_ascii=False).encode(), headers=dict(headers or {}))
 
 
+def _oauth_error(status: int, error: str, description: str) -> _Answer:
+    # /sso/token speaks OAuth: {"error", "error_description"}, which the SDK's errors carry as such.
+    return _json_answer(status, {"error": error, "error_description": description}, {"Cache-Control": "no-store"})
+
+
+def _html_answer(status: int, title: str, body_html: str) -> _Answer:
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+            f"<body><h1>{html.escape(title)}</h1>{body_html}</body></html>")
+    return _Answer(status, page.encode(), content_type="text/html; charset=utf-8",
+                   headers={"Cache-Control": "no-store"})
+
+
+def _error_page(error: ApiError) -> _Answer:
+    # id="message": what ``sign_in`` reads back into the ApiError it raises.
+    return _html_answer(error.status, "WorkOS stand-in: sign-in error",
+                        f'<p id="message">{html.escape(error.message)}</p>')
+
+
+def _redirect(location: str) -> _Answer:
+    return _Answer(302, b"", content_type="text/html; charset=utf-8",
+                   headers={"Location": location, "Cache-Control": "no-store"})
+
+
 class WorkOSStandIn:
     """The WorkOS API on 127.0.0.1 for the SDK; see the module docstring for what it answers."""
 
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, client_id: str = "client_local", port: int = 0,
-                 requests_per_second: float | None = None, retention_days: int = 90) -> None:
+                 requests_per_second: float | None = None, retention_days: int = 90,
+                 redirect_uris: Sequence[str] | None = None) -> None:
         if requests_per_second is not None and requests_per_second < 1:
             raise ValueError("requests_per_second must be at least 1 (or None: no limit)")
         self.api_key = api_key
@@ -307,6 +442,8 @@ class WorkOSStandIn:
         self.port = port
         self.requests_per_second = requests_per_second
         self.retention_days = retention_days
+        # None: any http(s) redirect URI is accepted; else only these (one ``*.`` subdomain wildcard allowed).
+        self.redirect_uris = list(redirect_uris) if redirect_uris is not None else None
         self.base_url = f"http://127.0.0.1:{port}" if port else ""
         self.portal_links: list[dict[str, Any]] = []
         self._lock = threading.RLock()
@@ -317,6 +454,10 @@ class WorkOSStandIn:
         self._latest: dict[str, dict[str, Any]] = {}  # object id -> its last payload, for previous_attributes
         self._links_by_secret: dict[str, tuple[dict[str, Any], datetime]] = {}
         self._recent_requests: dict[str, deque[float]] = {}
+        self._connections: dict[str, dict[str, Any]] = {}  # by organization id: one SSO connection each
+        self._sso_users: dict[str, dict[str, dict[str, Any]]] = {}  # organization id -> lowercased email -> Profile
+        self._sign_in_requests: dict[str, _SignInRequest] = {}
+        self._codes: dict[str, _AuthorizationCode] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._log_requests = False
@@ -355,11 +496,14 @@ class WorkOSStandIn:
 
     def create_organization(self, name: str, domains: Sequence[str] = (), *, organization_id: str | None = None,
                             domain_data: Sequence[Mapping[str, Any]] = (), metadata: Mapping[str, str] | None = None,
-                            external_id: str | None = None) -> dict[str, Any]:
-        """An Organization as ``POST /organizations`` creates it; raises ApiError (409: a domain or the
-        id is taken, 422: a bad name or domain)."""
+                            external_id: str | None = None,
+                            connection_type: str = DEFAULT_CONNECTION_TYPE) -> dict[str, Any]:
+        """An Organization as ``POST /organizations`` creates it, with its SSO connection (see
+        ``sso_connection``); raises ApiError (409: a domain or the id is taken, 422: a bad name or domain)."""
         if not isinstance(name, str) or not name.strip():
             raise _invalid("name", "required")
+        if not isinstance(connection_type, str) or not connection_type:
+            raise _invalid("connection_type")
         if metadata is not None and not (isinstance(metadata, Mapping)
                                          and all(isinstance(v, str) for v in metadata.values())):
             raise ApiError(400, "Metadata values must be strings.", code="invalid_metadata")
@@ -399,6 +543,11 @@ class WorkOSStandIn:
                 "allow_profiles_outside_organization": False, "created_at": now, "updated_at": now,
             }
             self._organizations[organization_id] = organization
+            self._connections[organization_id] = {
+                "object": "connection", "id": derived_id("conn", organization_id), "organization_id": organization_id,
+                "connection_type": connection_type, "name": organization["name"], "state": "active",
+                "created_at": now, "updated_at": now,
+            }
             return copy.deepcopy(organization)
 
     def _domain_owner(self, domain: str) -> str | None:
@@ -506,6 +655,249 @@ class WorkOSStandIn:
         """The data of dsync.group.user_added / user_removed."""
         return {"directory_id": directory["id"], "user": copy.deepcopy(dict(user)), "group": copy.deepcopy(dict(group))}
 
+    # SSO
+
+    def sso_connection(self, organization_id: str) -> dict[str, Any]:
+        """The organization's SSO connection: ``{"id": "conn_...", "organization_id", "connection_type", ...}``.
+        Its id is derived from the organization id, so it survives a restart of the stand-in."""
+        with self._lock:
+            return copy.deepcopy(self._connection(organization_id))
+
+    def _connection(self, organization_id: str) -> dict[str, Any]:
+        connection = self._connections.get(organization_id)
+        if connection is None:
+            raise _organization_not_found(organization_id)
+        return connection
+
+    def add_sso_user(self, organization_id: str, email: str, *, first_name: str | None = None,
+                     last_name: str | None = None, role: str | None = None, roles: Sequence[str] = (),
+                     groups: Sequence[str] = (), profile_id: str | None = None,
+                     idp_id: str | None = None) -> dict[str, Any]:
+        """Add a test user to the organization's IdP, or replace the one with the same email (case-insensitive);
+        returns the Profile a sign-in as this user yields.
+
+        ``role`` is the highest-priority role slug and ``roles`` all of them (``role`` first); with neither
+        the user has the default role ``member``. Ids not given are derived from the connection and the
+        email (or kept from the user replaced). Raises ApiError: 404 unknown organization, 422 bad field.
+        """
+        if not _is_email(email):
+            raise _invalid("email")
+        for name, value in (("first_name", first_name), ("last_name", last_name), ("role", role),
+                            ("profile_id", profile_id), ("idp_id", idp_id)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise _invalid(name)
+        for name, values in (("roles", roles), ("groups", groups)):
+            if isinstance(values, str) or not all(isinstance(value, str) and value for value in values):
+                raise _invalid(name)
+        with self._lock:
+            connection = self._connection(organization_id)
+            users = self._sso_users.setdefault(organization_id, {})
+            known = users.get(email.lower(), {})
+            profile = _sso_profile(connection, email=email, first_name=first_name, last_name=last_name,
+                                   role_slugs=[*([role] if role else []), *roles], groups=groups,
+                                   profile_id=profile_id or known.get("id"), idp_id=idp_id or known.get("idp_id"))
+            users[email.lower()] = profile
+            return copy.deepcopy(profile)
+
+    def sso_users(self, organization_id: str | None = None) -> list[dict[str, Any]]:
+        """The test users (as Profiles) of one organization, or of all, in the order they were added."""
+        with self._lock:
+            return [copy.deepcopy(profile) for org_id, users in self._sso_users.items()
+                    if organization_id in (None, org_id) for profile in users.values()]
+
+    def _sign_in_page(self, query: Mapping[str, list[str]]) -> _Answer:
+        """``GET /sso/authorize``: check the request as WorkOS would, then show the IdP's sign-in page."""
+        client_id = _single(query, "client_id")
+        if client_id != self.client_id:
+            raise ApiError(400, f"Invalid client_id: '{client_id}' is not this environment's client id.")
+        if _single(query, "response_type") != "code":
+            raise ApiError(400, "response_type must be 'code'.")
+        redirect_uri = self._checked_redirect_uri(_single(query, "redirect_uri"))
+        if _single(query, "provider") or _single(query, "domain"):
+            raise ApiError(400, "The stand-in signs in through an organization's connection only: "
+                                "pass organization or connection, not provider or domain.")
+        challenge, method = _single(query, "code_challenge"), _single(query, "code_challenge_method")
+        if challenge is not None or method is not None:
+            if method != "S256":
+                raise ApiError(400, "code_challenge_method must be S256 (with a code_challenge).")
+            if not challenge or not re.fullmatch(r"[A-Za-z0-9_-]{43}", challenge):
+                raise ApiError(400, "code_challenge must be the unpadded base64url SHA-256 of the code verifier.")
+        with self._lock:
+            connection = self._connection_for(_single(query, "organization"), _single(query, "connection"))
+            organization = self._organizations[connection["organization_id"]]
+            now = _utcnow()
+            self._forget_expired(now)
+            request_id = secrets.token_urlsafe(16)
+            self._sign_in_requests[request_id] = _SignInRequest(
+                organization_id=organization["id"], client_id=client_id, redirect_uri=redirect_uri,
+                state=_single(query, "state"), code_challenge=challenge, expires=now + SSO_CODE_LIFETIME)
+            users = [copy.deepcopy(profile) for profile in self._sso_users.get(organization["id"], {}).values()]
+        hidden = f'<input type="hidden" name="request" value="{html.escape(request_id)}">'
+        buttons = "".join(
+            f'<form method="post" action="/sso/authorize/complete">{hidden}'
+            f'<input type="hidden" name="user" value="{html.escape(user["id"])}">'
+            f'<input type="hidden" name="email" value="{html.escape(user["email"])}">'
+            f'<button type="submit">{html.escape(_describe_user(user))}</button></form>' for user in users)
+        login_hint = html.escape(_single(query, "login_hint") or "")
+        body = (
+            f"<p>{html.escape(connection['connection_type'])} connection {html.escape(connection['id'])} of "
+            f"{html.escape(organization['name'])} ({html.escape(organization['id'])}). After sign-in the browser "
+            f"goes to {html.escape(redirect_uri)}.</p>"
+            f"<h2>Test users</h2>{buttons or '<p>None yet: type one below.</p>'}"
+            f'<h2>Another user</h2><form method="post" action="/sso/authorize/complete">{hidden}'
+            f'<p><label>Email <input name="email" type="email" required value="{login_hint}"></label></p>'
+            '<p><label>First name <input name="first_name" value=""></label></p>'
+            '<p><label>Last name <input name="last_name" value=""></label></p>'
+            '<p><label>Role slug(s), highest first <input name="role" value=""></label></p>'
+            '<p><label>Groups, comma-separated <input name="groups" value=""></label></p>'
+            '<p><button type="submit">Sign in</button></p></form>'
+            f'<form method="post" action="/sso/authorize/complete">{hidden}'
+            '<input type="hidden" name="decision" value="deny"><button type="submit">Deny</button></form>')
+        return _html_answer(200, f"Sign in to {organization['name']} (WorkOS stand-in)", body)
+
+    def _complete_sign_in(self, body: bytes) -> _Answer:
+        """``POST /sso/authorize/complete``: the page's choice -> 302 to the redirect URI with a code or an error."""
+        fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        request_id = _single(fields, "request") or ""
+        with self._lock:
+            pending = self._sign_in_requests.get(request_id)
+            if pending is None or _utcnow() >= pending.expires:
+                raise ApiError(400, "This sign-in page is unknown, expired or already used: "
+                                    "start the sign-in again from the app.")
+            if _single(fields, "decision") == "deny":
+                location = _with_query(pending.redirect_uri, {
+                    "error": "access_denied",
+                    "error_description": "The user denied the sign-in at the identity provider (WorkOS stand-in).",
+                    "state": pending.state})
+            else:
+                profile = self._chosen_user(pending.organization_id, fields)
+                code = self._issue_code(pending.client_id, pending.redirect_uri, pending.code_challenge, profile)
+                location = _with_query(pending.redirect_uri, {"code": code, "state": pending.state})
+            del self._sign_in_requests[request_id]  # only now: a mistyped form can be corrected and sent again
+        return _redirect(location)
+
+    def _chosen_user(self, organization_id: str, fields: Mapping[str, list[str]]) -> dict[str, Any]:
+        """The user of a button (``user``) or of the typed form, which adds the user or updates the fields given."""
+        user_id = _single(fields, "user")
+        users = self._sso_users.get(organization_id, {})
+        if user_id:
+            for profile in users.values():
+                if profile["id"] == user_id:
+                    return profile
+            raise ApiError(400, f"No test user '{user_id}' in this organization.")
+        email = (_single(fields, "email") or "").strip()
+        if not _is_email(email):
+            raise ApiError(400, f"Type the user's email address ('{email}' is not one).")
+        known = users.get(email.lower(), {})
+        typed = {name: (_single(fields, name) or "").strip() for name in ("first_name", "last_name", "role", "groups")}
+        role_slugs = _comma_list(typed["role"]) or [role["slug"] for role in known.get("roles", [])]
+        return self.add_sso_user(
+            organization_id, email, first_name=typed["first_name"] or known.get("first_name"),
+            last_name=typed["last_name"] or known.get("last_name"), roles=role_slugs,
+            groups=_comma_list(typed["groups"]) or known.get("groups", []))
+
+    def _idp_initiated(self, query: Mapping[str, list[str]]) -> _Answer:
+        """``GET /sso/idp_initiated``: a sign-in started at the IdP: 302 with a code and, as WorkOS does, no state."""
+        registered = [uri for uri in self.redirect_uris or () if "*" not in uri]
+        redirect_uri = self._checked_redirect_uri(_single(query, "redirect_uri") or (registered[:1] or [None])[0])
+        email = (_single(query, "email") or "").strip()
+        if not _is_email(email):
+            raise ApiError(400, "email is required: the user who signs in at the IdP.")
+        with self._lock:
+            connection = self._connection_for(_single(query, "organization"), _single(query, "connection"))
+            organization_id = connection["organization_id"]
+            known = self._sso_users.get(organization_id, {}).get(email.lower())
+            profile = known or self.add_sso_user(organization_id, email)  # a new email: the IdP knows them
+            code = self._issue_code(self.client_id, redirect_uri, None, profile)
+        return _redirect(_with_query(redirect_uri, {"code": code}))
+
+    def _checked_redirect_uri(self, redirect_uri: str | None) -> str:
+        if not redirect_uri:
+            raise ApiError(400, "redirect_uri is required.")
+        parts = urlsplit(redirect_uri)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+            raise ApiError(400, f"Invalid redirect_uri '{redirect_uri}': an absolute http(s) URL without fragment.")
+        if self.redirect_uris is not None and not any(
+                _redirect_uri_matches(registered, redirect_uri) for registered in self.redirect_uris):
+            raise ApiError(400, f"The redirect_uri '{redirect_uri}' is not one of the configured redirect URIs.")
+        return redirect_uri
+
+    def _connection_for(self, organization_id: str | None, connection_id: str | None) -> dict[str, Any]:
+        by_id = {connection["id"]: connection for connection in self._connections.values()}
+        if connection_id is not None and connection_id not in by_id:
+            raise ApiError(400, f"Connection '{connection_id}' not found.")
+        if organization_id is not None and organization_id not in self._connections:
+            raise ApiError(400, f"Organization '{organization_id}' not found or without an SSO connection.")
+        if organization_id is None and connection_id is None:
+            raise ApiError(400, "Pass organization or connection.")
+        if organization_id is not None and connection_id is not None \
+                and by_id[connection_id]["organization_id"] != organization_id:
+            raise ApiError(400, f"Connection '{connection_id}' does not belong to organization '{organization_id}'.")
+        return by_id[connection_id] if connection_id is not None else self._connections[str(organization_id)]
+
+    def _issue_code(self, client_id: str, redirect_uri: str, code_challenge: str | None,
+                    profile: Mapping[str, Any]) -> str:
+        now = _utcnow()
+        self._forget_expired(now)
+        code = secrets.token_urlsafe(32)
+        self._codes[code] = _AuthorizationCode(client_id=client_id, redirect_uri=redirect_uri,
+                                               code_challenge=code_challenge, profile=copy.deepcopy(dict(profile)),
+                                               expires=now + SSO_CODE_LIFETIME)
+        return code
+
+    def _forget_expired(self, now: datetime) -> None:
+        for store in (self._sign_in_requests, self._codes):
+            for key in [key for key, item in store.items() if item.expires <= now]:
+                del store[key]
+
+    def _token(self, headers: Mapping[str, str], body: bytes) -> _Answer:
+        """``POST /sso/token``: a code for the Profile, checking what the SDK sends (see the module docstring)."""
+        if (headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
+            fields: dict[str, Any] = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        else:
+            fields = _json_object(body)
+        authorization, secret = headers.get("Authorization"), fields.get("client_secret")
+        if authorization is not None and authorization != f"Bearer {self.api_key}":
+            raise ApiError(401, "Unauthorized", code="unauthorized")
+        if secret is not None and secret != self.api_key:
+            return _oauth_error(401, "invalid_client", "Invalid client secret.")
+        # A public client (PKCE, no API key) sends neither; then the code_verifier alone proves the client.
+        authenticated = authorization is not None or secret is not None
+        if authenticated and (retry_after := self._refused(self.api_key)) is not None:
+            raise ApiError(429, "Too many requests", code="rate_limit_exceeded",
+                           headers={"Retry-After": str(retry_after)})
+        if fields.get("grant_type") != "authorization_code":
+            return _oauth_error(400, "unsupported_grant_type", "grant_type must be authorization_code.")
+        code, client_id, verifier = fields.get("code"), fields.get("client_id"), fields.get("code_verifier")
+        if not isinstance(code, str) or not code or not isinstance(client_id, str) or not client_id:
+            return _oauth_error(400, "invalid_request", "code and client_id are required.")
+        with self._lock:
+            record = self._codes.get(code)
+            if record is None or _utcnow() >= record.expires:
+                return _oauth_error(400, "invalid_grant", f"The code '{code}' has expired or is invalid.")
+            if record.used:
+                return _oauth_error(400, "invalid_grant", f"The code '{code}' has already been used.")
+            if client_id != record.client_id:
+                return _oauth_error(400, "invalid_grant", f"The code was not issued to client '{client_id}'.")
+            if fields.get("redirect_uri") not in (None, record.redirect_uri):
+                return _oauth_error(400, "invalid_grant", "redirect_uri differs from the authorization request's.")
+            if record.code_challenge is None:
+                if verifier is not None:
+                    return _oauth_error(400, "invalid_grant",
+                                        "code_verifier sent, but the authorization request had no code_challenge.")
+                if not authenticated:
+                    return _oauth_error(401, "invalid_client", "client_secret is required without PKCE.")
+            elif not isinstance(verifier, str) or not verifier:
+                return _oauth_error(400, "invalid_grant",
+                                    "code_verifier is required: the authorization request had a code_challenge.")
+            elif _pkce_challenge(verifier) != record.code_challenge:
+                return _oauth_error(400, "invalid_grant", "code_verifier does not match the code_challenge.")
+            record.used = True  # only a successful exchange spends the code
+            profile = copy.deepcopy(record.profile)
+        return _json_answer(200, {"token_type": "Bearer", "access_token": secrets.token_urlsafe(32),
+                                  "expires_in": SSO_ACCESS_TOKEN_SECONDS, "profile": profile},
+                            {"Cache-Control": "no-store"})
+
     # HTTP
 
     def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer:
@@ -514,6 +906,17 @@ class WorkOSStandIn:
         query = parse_qs(url.query, keep_blank_values=True)
         if method == "GET" and path == "/portal/launch":
             return self._launch_page(query)  # a browser follows the link: no API key
+        if (method, path) in _BROWSER_SSO_ROUTES:  # a browser again: no API key, errors as pages
+            try:
+                if path == "/sso/authorize":
+                    return self._sign_in_page(query)
+                if path == "/sso/idp_initiated":
+                    return self._idp_initiated(query)
+                return self._complete_sign_in(body)
+            except ApiError as error:
+                return _error_page(error)
+        if method == "POST" and path == "/sso/token":
+            return self._token(headers, body)  # authenticates the client itself (API key or PKCE)
         if headers.get("Authorization", "") != f"Bearer {self.api_key}":
             raise ApiError(401, "Unauthorized", code="unauthorized")
         control = path.startswith("/_standin/")
@@ -536,7 +939,7 @@ class WorkOSStandIn:
         if method == "GET" and len(parts) == 2 and parts[0] == "organizations":
             return _json_answer(200, self._organization(parts[1]))
         if control:
-            return self._control(method, path, body)
+            return self._control(method, path, query, body)
         raise ApiError(404, "Not Found", code="not_found")
 
     def _refused(self, api_key: str) -> int | None:
@@ -648,9 +1051,11 @@ class WorkOSStandIn:
                 f"This page stands in for the hosted Admin Portal: nothing is set up here.</p>{links}</body></html>")
         return _Answer(200, page.encode(), content_type="text/html; charset=utf-8")
 
-    def _control(self, method: str, path: str, body: bytes) -> _Answer:
+    def _control(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes) -> _Answer:
         if method == "GET" and path == "/_standin/events":
             return _json_answer(200, self.events())
+        if method == "GET" and path == "/_standin/sso_users":
+            return _json_answer(200, self.sso_users(_single(query, "organization_id")))
         if method == "GET" and path == "/_standin/portal_links":
             with self._lock:
                 return _json_answer(200, copy.deepcopy(self.portal_links))
@@ -665,7 +1070,22 @@ class WorkOSStandIn:
                 return _json_answer(201, self.create_organization(
                     fields.get("name"), _string_list(fields.get("domains"), "domains"),
                     organization_id=fields.get("id"),
-                    domain_data=_object_list(fields.get("domain_data"), "domain_data")))
+                    domain_data=_object_list(fields.get("domain_data"), "domain_data"),
+                    connection_type=fields.get("connection_type") or DEFAULT_CONNECTION_TYPE))
+        if path == "/_standin/sso_users":
+            organization_id, email = fields.get("organization_id"), fields.get("email")
+            if not isinstance(organization_id, str) or not organization_id:
+                raise _invalid("organization_id", "required")
+            if not isinstance(email, str):
+                raise _invalid("email", "required")
+            with self._lock:
+                replaced = email.lower() in self._sso_users.get(organization_id, {})
+                profile = self.add_sso_user(
+                    organization_id, email, first_name=fields.get("first_name"), last_name=fields.get("last_name"),
+                    role=fields.get("role"), roles=_string_list(fields.get("roles"), "roles"),
+                    groups=_string_list(fields.get("groups"), "groups"), profile_id=fields.get("profile_id"),
+                    idp_id=fields.get("idp_id"))
+            return _json_answer(200 if replaced else 201, profile)
         if path == "/_standin/directories":
             with self._lock:
                 existing = self._directories.get(str(fields.get("id")))
@@ -693,6 +1113,24 @@ class WorkOSStandIn:
 
 
 # --- request parsing and paging ---------------------------------------------------------------------------
+
+_BROWSER_SSO_ROUTES = frozenset({("GET", "/sso/authorize"), ("POST", "/sso/authorize/complete"),
+                                 ("GET", "/sso/idp_initiated")})
+
+
+def _is_email(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value) is not None
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _describe_user(profile: Mapping[str, Any]) -> str:
+    roles = ", ".join(role["slug"] for role in profile["roles"])
+    groups = ", ".join(profile["groups"]) or "none"
+    name = f"{profile['name']} " if profile["name"] else ""
+    return f"{name}<{profile['email']}> — roles: {roles}; groups: {groups}"
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
@@ -823,6 +1261,82 @@ class _Handler(BaseHTTPRequestHandler):
             sys.stderr.write(f"workos stand-in: {format % args}\n")
 
 
+# --- a browser on the sign-in page (tests without a browser) -------------------------------------------------
+
+_USER_FIELDS = frozenset({"first_name", "last_name", "role", "roles", "groups"})
+
+
+class _FormReader(HTMLParser):
+    """The forms of a page as (action, {input name: value}); attribute values come unescaped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.forms.append((attributes.get("action", ""), {}))
+        elif tag == "input" and self.forms and attributes.get("name"):
+            self.forms[-1][1][attributes["name"]] = attributes.get("value", "")
+
+
+def _page_error(response: httpx.Response) -> ApiError:
+    found = re.search(r'<p id="message">(.*?)</p>', response.text, re.DOTALL)
+    message = html.unescape(found.group(1)) if found else response.text[:500]
+    return ApiError(response.status_code, message)
+
+
+def _press(authorization_url: str, choose: Any, timeout: float) -> str:
+    """Open the sign-in page, send the form ``choose(forms)`` picks and fills, return the redirect's Location."""
+    with httpx.Client(timeout=timeout) as browser:
+        page = browser.get(authorization_url)
+        if page.status_code != 200:
+            raise _page_error(page)
+        reader = _FormReader()
+        reader.feed(page.text)
+        action, fields = choose(reader.forms)
+        answer = browser.post(urljoin(str(page.url), action), data=fields)
+    if answer.status_code != 302:
+        raise _page_error(answer)
+    return answer.headers["Location"]
+
+
+def sign_in(authorization_url: str, email: str, *, timeout: float = 10.0, **user_fields: Any) -> str:
+    """What a person and their browser do on the stand-in's sign-in page: returns the Location it redirects
+    to (the app's redirect URI with ``code`` and ``state``). Works against a stand-in in another process.
+
+    Without ``user_fields`` a test user the page lists with ``email`` is picked by its button; otherwise (or
+    for an email not listed) the form is filled in, which adds the user or updates the fields given.
+    ``user_fields``: ``first_name``, ``last_name``, ``role`` (a slug), ``roles`` and ``groups`` (lists or
+    comma-separated). A page or form refused raises ApiError with the status and the page's message.
+    """
+    if unknown := set(user_fields) - _USER_FIELDS:
+        raise TypeError(f"sign_in got unknown user fields: {', '.join(sorted(unknown))}")
+
+    def listed(value: Any) -> list[str]:
+        return _comma_list(value) if isinstance(value, str) else [str(item) for item in value or ()]
+
+    def choose(forms: list[tuple[str, dict[str, str]]]) -> tuple[str, dict[str, str]]:
+        if not user_fields:
+            for action, fields in forms:
+                if fields.get("user") and fields.get("email", "").lower() == email.lower():
+                    return action, fields
+        action, fields = next(form for form in forms if "first_name" in form[1])
+        roles = [*listed(user_fields.get("role")), *listed(user_fields.get("roles"))]
+        return action, {**fields, "email": email, "first_name": user_fields.get("first_name") or "",
+                        "last_name": user_fields.get("last_name") or "", "role": ",".join(roles),
+                        "groups": ",".join(listed(user_fields.get("groups")))}
+
+    return _press(authorization_url, choose, timeout)
+
+
+def deny(authorization_url: str, *, timeout: float = 10.0) -> str:
+    """Press the page's Deny button: returns the Location (the redirect URI with ``error=access_denied``)."""
+    return _press(authorization_url, lambda forms: next(form for form in forms if form[1].get("decision") == "deny"),
+                  timeout)
+
+
 # --- command line ------------------------------------------------------------------------------------------
 
 SEND_EVENTS = (
@@ -931,7 +1445,8 @@ def _send(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     standin = WorkOSStandIn(api_key=args.api_key, client_id=args.client_id, port=args.port,
-                            requests_per_second=args.requests_per_second, retention_days=args.retention_days)
+                            requests_per_second=args.requests_per_second, retention_days=args.retention_days,
+                            redirect_uris=args.redirect_uri or None)
     standin._log_requests = not args.quiet
     try:
         standin.start()
@@ -963,7 +1478,7 @@ def _key_value(text: str) -> tuple[str, str]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m local.workos",
-        description="A local stand-in of the WorkOS API (Events API, Admin Portal links, organizations) "
+        description="A local stand-in of the WorkOS API (Events API, Admin Portal links, organizations, SSO) "
                     "that the workos SDK talks to through WORKOS_BASE_URL.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -974,7 +1489,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
     serve.add_argument("--api-key", default=DEFAULT_API_KEY,
                        help=f"the only API key accepted as Bearer token (default {DEFAULT_API_KEY})")
-    serve.add_argument("--client-id", default="client_local", help="the client id to print (default client_local)")
+    serve.add_argument("--client-id", default="client_local",
+                       help="the client id /sso/authorize and /sso/token accept (default client_local)")
+    serve.add_argument("--redirect-uri", action="append", default=[], metavar="URI",
+                       help="a redirect URI SSO may send the browser to (repeatable; one *. subdomain wildcard "
+                            "allowed; default: any http(s) URI)")
     serve.add_argument("--requests-per-second", type=float, default=None, metavar="N",
                        help="answer 429 with Retry-After beyond N requests per second per key (default: no limit)")
     serve.add_argument("--retention-days", type=int, default=90,

@@ -160,6 +160,7 @@ def _tenant_changes(args: argparse.Namespace) -> Any:
         routes=_routes(args),
         default_app=getattr(args, "default_app", None),
         hrms=json.loads(args.hrms) if getattr(args, "hrms", None) else None,
+        allow_idp_initiated={"yes": True, "no": False}.get(getattr(args, "idp_initiated", None) or ""),
     )
 
 
@@ -488,6 +489,8 @@ def _add_tenant_fields(parser: argparse.ArgumentParser, *, update: bool) -> None
     parser.add_argument("--provisioning", choices=("scim", "workos", "sso-jit"),
                         help="which channel decides who exists")
     parser.add_argument("--hrms", metavar="JSON", help='HRMS settings, e.g. {"kind":"personio","base_url":...}')
+    parser.add_argument("--idp-initiated", choices=("yes", "no"),
+                        help="route sign-ins the IdP starts (default no: they are restarted from our login)")
     if update:
         parser.add_argument("--remove-domain", action="append", metavar="DOMAIN")
         parser.add_argument("--route", action="append", metavar="RULE",

@@ -269,6 +269,14 @@ WORKOS_PRODUCTION_URL = "https://api.workos.com"
 WORKOS_WEBHOOK_SECRET = _declare(
     "WORKOS_WEBHOOK_SECRET", _secret_list, "webhook signing secret of the WorkOS endpoint; during a rotation "
     "'NEW,OLD' (both are accepted)", secret=True)
+ENTRA_AUTHORITY_HOST = _declare(
+    "ENTRA_AUTHORITY_HOST", _https_url, "Microsoft Entra ID login origin for direct Entra sign-in (the HTTPS "
+    "stand-in in local runs)", default="https://login.microsoftonline.com")
+LOGIN_RATE_LIMIT_PER_MINUTE = _declare(
+    "LOGIN_RATE_LIMIT_PER_MINUTE", _positive_int, "sign-in starts and callbacks a client may make per minute",
+    default="60")
+SIGN_IN_LOG_RETENTION_DAYS = _declare(
+    "SIGN_IN_LOG_RETENTION_DAYS", _positive_int, "days the record of sign-in attempts is kept", default="400")
 DSYNC_POLL_SCHEDULE = _declare(
     "DSYNC_POLL_SCHEDULE", _text, "NCRONTAB schedule of the Directory Sync Events API poller (seconds first, UTC)",
     default="0 */1 * * * *")
@@ -457,6 +465,18 @@ def workos_configured() -> bool:
 
 def workos_webhook_secrets() -> tuple[str, ...]:
     return WORKOS_WEBHOOK_SECRET.required()
+
+
+def login_rate_limit_per_minute() -> int:
+    return LOGIN_RATE_LIMIT_PER_MINUTE.required()
+
+
+def sign_in_log_retention_days() -> int:
+    return SIGN_IN_LOG_RETENTION_DAYS.required()
+
+
+def entra_authority_host() -> str:
+    return ENTRA_AUTHORITY_HOST.required()
 
 
 def dsync_event_retention_days() -> int:

@@ -39,6 +39,12 @@ RULES: list[PurgeRule] = [
     # registers remember versions, so an event delivered again after its purge is still stale.)
     PurgeRule("workos_events", "applied_at", lambda: timedelta(days=config.dsync_event_retention_days()),
               "status IN ('applied', 'stale', 'refused')"),
+    # Sign-in: states and hand-over codes once expired (used or not), attempts after their retention,
+    # and the rate counters' past minutes.
+    PurgeRule("login_states", "expires_at", lambda: timedelta(0)),
+    PurgeRule("handoff_codes", "expires_at", lambda: timedelta(0)),
+    PurgeRule("sign_in_attempts", "occurred_at", lambda: timedelta(days=config.sign_in_log_retention_days())),
+    PurgeRule("login_rate", "window_start", lambda: timedelta(minutes=2)),
 ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from local.azurite import free_port, start_azurite
 from local.postgres import create_database, drop_database, start_embedded_postgres
+from local.workos import WorkOSStandIn
 from shared import config, db, managed_identity, queues
 from shared.scim.tokens import create_scim_token
 from tests.scim_client import ScimClient
@@ -152,3 +153,27 @@ def scim_tenant(make_tenant, cursor_secret):
 @pytest.fixture
 def scim(scim_tenant):
     return scim_tenant()
+
+
+WEBHOOK_SECRET = "whsec-test-current"
+OLD_WEBHOOK_SECRET = "whsec-test-previous"
+
+
+@pytest.fixture
+def standin():
+    with WorkOSStandIn() as running:
+        yield running
+
+
+@pytest.fixture
+def workos_settings(monkeypatch, standin):
+    from shared import workos_api
+
+    monkeypatch.setenv("WORKOS_API_KEY", standin.api_key)
+    monkeypatch.setenv("WORKOS_CLIENT_ID", standin.client_id)
+    monkeypatch.setenv("WORKOS_BASE_URL", standin.base_url)
+    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}")
+    monkeypatch.setenv("OUTBOUND_ALLOWED_LOCAL_HOSTS", "127.0.0.1")
+    workos_api.reset()
+    yield standin
+    workos_api.reset()

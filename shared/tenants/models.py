@@ -219,6 +219,7 @@ class Tenant:
     hrms: HrmsSettings | None
     created_at: datetime
     updated_at: datetime
+    allow_idp_initiated: bool = False  # logins the IdP starts (no state) are routed, not restarted
 
     @property
     def is_active(self) -> bool:
@@ -232,6 +233,7 @@ class Tenant:
             "entra_tenant_id": self.entra_tenant_id, "entra_client_id": self.entra_client_id,
             "teams_tenant_id": self.teams_tenant_id, "provisioning_channel": self.provisioning_channel.value,
             "routing": self.routing.as_dict(), "hrms": self.hrms.as_dict() if self.hrms else None,
+            "allow_idp_initiated": self.allow_idp_initiated,
             "created_at": self.created_at.isoformat(), "updated_at": self.updated_at.isoformat(),
         }
 

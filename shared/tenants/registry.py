@@ -65,6 +65,7 @@ def tenant_from_row(row: dict[str, Any]) -> Tenant:
         hrms=HrmsSettings.parse(row["hrms"]) if row["hrms"] else None,
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        allow_idp_initiated=bool(row.get("allow_idp_initiated", False)),
     )
 
 
@@ -85,6 +86,7 @@ class TenantChanges:
     routes: tuple[str, ...] | None = None  # replaces every rule: role:SLUG=APP, group:NAME=APP
     default_app: str | None = None
     hrms: dict[str, Any] | None = None
+    allow_idp_initiated: bool | None = None
 
     def columns(self) -> dict[str, Any]:
         """Validated column values for the fields that were given."""
@@ -109,6 +111,8 @@ class TenantChanges:
         if self.provisioning_channel is not None:
             values["provisioning_channel"] = _choice(
                 ProvisioningChannel, self.provisioning_channel, "provisioning_channel").value
+        if self.allow_idp_initiated is not None:
+            values["allow_idp_initiated"] = self.allow_idp_initiated
         if self.hrms is not None:
             values["hrms"] = Jsonb(HrmsSettings.parse(self.hrms).as_dict()) if self.hrms else None
         return values

@@ -14,29 +14,7 @@ from shared import db
 from shared.directory import apply, inbox
 from shared.directory.events import parse_event
 from shared.identity.models import Channel
-
-WEBHOOK_SECRET = "whsec-test-current"
-OLD_WEBHOOK_SECRET = "whsec-test-previous"
-
-
-@pytest.fixture
-def standin():
-    with WorkOSStandIn() as running:
-        yield running
-
-
-@pytest.fixture
-def workos_settings(monkeypatch, standin):
-    from shared import workos_api
-
-    monkeypatch.setenv("WORKOS_API_KEY", standin.api_key)
-    monkeypatch.setenv("WORKOS_CLIENT_ID", standin.client_id)
-    monkeypatch.setenv("WORKOS_BASE_URL", standin.base_url)
-    monkeypatch.setenv("WORKOS_WEBHOOK_SECRET", f"{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}")
-    monkeypatch.setenv("OUTBOUND_ALLOWED_LOCAL_HOSTS", "127.0.0.1")
-    workos_api.reset()
-    yield standin
-    workos_api.reset()
+from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET  # noqa: F401 - re-exported for the tests
 
 
 @dataclass

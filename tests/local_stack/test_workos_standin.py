@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from workos import (
     RateLimitExceededError,
     UnprocessableEntityError,
     WorkOSClient,
+    create_public_client,
 )
 from workos.common.models.dsync_activated import DsyncActivated
 from workos.common.models.dsync_deleted import DsyncDeleted
@@ -37,9 +39,10 @@ from workos.common.models.dsync_user_created import DsyncUserCreated
 from workos.common.models.dsync_user_deleted import DsyncUserDeleted
 from workos.common.models.dsync_user_updated import DsyncUserUpdated
 from workos.organizations.models import Organization
+from workos.sso.models import Profile, SSOTokenResponse
 
 import local.workos as standin_module
-from local.workos import WorkOSStandIn, new_id, send_webhook, sign
+from local.workos import ApiError, WorkOSStandIn, deny, new_id, send_webhook, sign, sign_in
 from tests.stack import PROJECT_ROOT, PYTHON, base_environment
 
 DSYNC_MODELS = {
@@ -417,3 +420,252 @@ def test_send_without_an_app_only_feeds_the_events_api_and_help_explains_it(stan
     assert "derived" in help_text.stdout
     assert "--organization" in help_text.stdout
     assert json.dumps(standin.events())  # the log stays JSON-serializable
+
+
+# --- SSO --------------------------------------------------------------------------------------------------
+
+CALLBACK = "https://app.example/sso/callback"
+
+
+def callback_query(location: str) -> dict[str, str]:
+    """The query of a redirect to CALLBACK, one value per name."""
+    assert location.startswith(CALLBACK + "?"), location
+    return {name: values[-1] for name, values in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
+
+
+def test_the_sdk_authorization_url_opens_a_sign_in_page_listing_the_organization_users(standin):
+    organization = standin.create_organization("Acme & Sons", ["acme.example"])
+    other = standin.create_organization("Globex", ["globex.example"])
+    standin.add_sso_user(organization["id"], "ada@acme.example", first_name="Ada", last_name="Lovelace",
+                         role="coach", groups=["Coaches <EU>"])
+    standin.add_sso_user(other["id"], "hank@globex.example")
+
+    url = sdk(standin).sso.get_authorization_url(redirect_uri=CALLBACK, state="s1", organization=organization["id"],
+                                                 login_hint="bob@acme.example")
+    page = httpx.get(url)
+
+    assert url.startswith(f"{standin.base_url}/sso/authorize?")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "Sign in to Acme &amp; Sons (WorkOS stand-in)" in page.text
+    assert "Ada Lovelace &lt;ada@acme.example&gt; — roles: coach; groups: Coaches &lt;EU&gt;" in page.text
+    assert "hank@globex.example" not in page.text  # only this organization's users
+    assert 'value="bob@acme.example"' in page.text  # login_hint prefills the form
+    assert "Deny" in page.text
+    by_connection = sdk(standin).sso.get_authorization_url(
+        redirect_uri=CALLBACK, connection=standin.sso_connection(organization["id"])["id"])
+    assert "ada@acme.example" in httpx.get(by_connection).text
+
+
+def test_sign_in_then_get_profile_and_token_parses_into_the_sdk_models(standin):
+    organization = standin.create_organization("Acme", ["acme.example"])
+    connection = standin.sso_connection(organization["id"])
+    added = standin.add_sso_user(organization["id"], "ada@acme.example", first_name="Ada", last_name="Lovelace",
+                                 role="admin", roles=["coach"], groups=["Coaches", "Admins"])
+    client = sdk(standin)
+
+    location = sign_in(client.sso.get_authorization_url(redirect_uri=CALLBACK + "?from=app", state="opaque state",
+                                                        organization=organization["id"]), "ada@acme.example")
+    query = parse_qs(urlsplit(location).query)
+    result = client.sso.get_profile_and_token(code=query["code"][0])
+
+    assert (query["state"], query["from"]) == (["opaque state"], ["app"])  # the app's own query is kept
+    assert isinstance(result, SSOTokenResponse)
+    assert isinstance(result.profile, Profile)
+    assert (result.token_type, result.expires_in) == ("Bearer", 600)
+    assert result.access_token
+    profile = result.profile
+    assert profile.id == added["id"]
+    assert (profile.organization_id, profile.connection_id) == (organization["id"], connection["id"])
+    assert connection["id"].startswith("conn_")
+    assert profile.connection_type == "OktaSAML"
+    assert (profile.email, profile.first_name, profile.last_name, profile.name) == (
+        "ada@acme.example", "Ada", "Lovelace", "Ada Lovelace")
+    assert profile.role.slug == "admin"
+    assert [role.slug for role in profile.roles] == ["admin", "coach"]
+    assert profile.groups == ["Coaches", "Admins"]
+    assert (profile.custom_attributes, profile.raw_attributes) == ({}, {})
+    assert profile.idp_id
+
+    # A typed user is added (default role, as WorkOS gives users with no mapped group) and listed afterwards.
+    url = client.sso.get_authorization_url(redirect_uri=CALLBACK, state="s2", organization=organization["id"])
+    typed = client.sso.get_profile_and_token(code=callback_query(sign_in(
+        url, "bob@acme.example", first_name="Bob", groups="Learners, Coaches"))["code"]).profile
+    assert (typed.first_name, typed.role.slug, typed.groups) == ("Bob", "member", ["Learners", "Coaches"])
+    assert "bob@acme.example" in httpx.get(url).text
+    again = client.sso.get_profile_and_token(code=callback_query(sign_in(url, "bob@acme.example"))["code"]).profile
+    assert again.id == typed.id  # the same person keeps their profile id
+
+
+def test_the_pkce_round_trip_and_its_refusals(standin):
+    organization = standin.create_organization("Acme", ["acme.example"])
+    standin.add_sso_user(organization["id"], "ada@acme.example", role="coach")
+    client = sdk(standin)
+
+    def pkce_code() -> tuple[str, str]:
+        started = client.sso.get_authorization_url_with_pkce(redirect_uri=CALLBACK, organization=organization["id"])
+        query = callback_query(sign_in(started["url"], "ada@acme.example"))
+        assert query["state"] == started["state"]  # the SDK made up the state; it comes back
+        return query["code"], started["code_verifier"]
+
+    code, verifier = pkce_code()
+    with pytest.raises(BadRequestError) as wrong:
+        client.sso.get_profile_and_token_pkce(code=code, code_verifier="x" * 43)
+    assert (wrong.value.error, wrong.value.error_description) == (
+        "invalid_grant", "code_verifier does not match the code_challenge.")
+    with pytest.raises(BadRequestError, match="code_verifier is required"):
+        client.sso.get_profile_and_token(code=code)  # the non-PKCE call sends no verifier
+    # Refusals do not spend the code: the right verifier still works, once.
+    result = client.sso.get_profile_and_token_pkce(code=code, code_verifier=verifier)
+    assert (result.profile.email, result.profile.role.slug) == ("ada@acme.example", "coach")
+    with pytest.raises(BadRequestError, match="already been used"):
+        client.sso.get_profile_and_token_pkce(code=code, code_verifier=verifier)
+
+    # A public client (no API key) may exchange a PKCE code, and only a PKCE code.
+    public = create_public_client(client_id=standin.client_id, base_url=standin.base_url)
+    code, verifier = pkce_code()
+    assert public.sso.get_profile_and_token_pkce(code=code, code_verifier=verifier).profile.email == "ada@acme.example"
+    plain = callback_query(sign_in(client.sso.get_authorization_url(redirect_uri=CALLBACK,
+                                                                    organization=organization["id"]),
+                                   "ada@acme.example"))["code"]
+    with pytest.raises(AuthenticationError):
+        public.sso.get_profile_and_token(code=plain)
+    with pytest.raises(BadRequestError, match="no code_challenge"):
+        client.sso.get_profile_and_token(code=plain, code_verifier=verifier)
+
+
+def test_a_code_works_once_for_its_client_within_ten_minutes(standin, monkeypatch):
+    organization = standin.create_organization("Acme", ["acme.example"])
+    standin.add_sso_user(organization["id"], "ada@acme.example")
+    client = sdk(standin)
+
+    def new_code() -> str:
+        url = client.sso.get_authorization_url(redirect_uri=CALLBACK, organization=organization["id"])
+        return callback_query(sign_in(url, "ada@acme.example"))["code"]
+
+    code = new_code()
+    with pytest.raises(AuthenticationError):
+        sdk(standin, api_key="sk_test_wrong").sso.get_profile_and_token(code=code)
+    other_client = WorkOSClient(api_key=standin.api_key, client_id="client_other", base_url=standin.base_url,
+                                max_retries=0)
+    with pytest.raises(BadRequestError) as wrong_client:
+        other_client.sso.get_profile_and_token(code=code)
+    assert wrong_client.value.error == "invalid_grant"
+    client.sso.get_profile_and_token(code=code)
+    with pytest.raises(BadRequestError) as reused:
+        client.sso.get_profile_and_token(code=code)
+    assert reused.value.response_json == {"error": "invalid_grant",
+                                          "error_description": f"The code '{code}' has already been used."}
+    with pytest.raises(BadRequestError, match="expired or is invalid"):
+        client.sso.get_profile_and_token(code="guessed")
+
+    late = new_code()
+    later = datetime.now(UTC) + timedelta(minutes=10, seconds=1)
+    monkeypatch.setattr(standin_module, "_utcnow", lambda: later)
+    with pytest.raises(BadRequestError, match="expired or is invalid"):
+        client.sso.get_profile_and_token(code=late)
+
+    # What the SDK sends, checked on the wire: a wrong client_secret alone is invalid_client.
+    raw = httpx.post(f"{standin.base_url}/sso/token", json={
+        "code": "x", "grant_type": "authorization_code", "client_id": standin.client_id, "client_secret": "nope"})
+    assert (raw.status_code, raw.json()["error"]) == (401, "invalid_client")
+    raw = httpx.post(f"{standin.base_url}/sso/token", headers={"Authorization": f"Bearer {standin.api_key}"},
+                     json={"code": "x", "grant_type": "password", "client_id": standin.client_id})
+    assert (raw.status_code, raw.json()["error"]) == (400, "unsupported_grant_type")
+
+
+def test_deny_redirects_with_access_denied_and_the_state(standin):
+    organization = standin.create_organization("Acme", ["acme.example"])
+    url = sdk(standin).sso.get_authorization_url(redirect_uri=CALLBACK, state="s-deny", organization=organization["id"])
+
+    query = callback_query(deny(url))
+
+    assert query["error"] == "access_denied"
+    assert query["error_description"]
+    assert query["state"] == "s-deny"
+    assert "code" not in query
+
+
+def test_a_sign_in_page_is_submitted_once(standin):
+    organization = standin.create_organization("Acme", ["acme.example"])
+    user = standin.add_sso_user(organization["id"], "ada@acme.example")
+    page = httpx.get(sdk(standin).sso.get_authorization_url(redirect_uri=CALLBACK, organization=organization["id"]))
+    request_id = re.search(r'name="request" value="([^"]+)"', page.text).group(1)
+    form = {"request": request_id, "user": user["id"]}
+
+    first = httpx.post(f"{standin.base_url}/sso/authorize/complete", data=form)
+    second = httpx.post(f"{standin.base_url}/sso/authorize/complete", data=form)
+
+    assert first.status_code == 302
+    assert "state" not in callback_query(first.headers["Location"])  # the app sent none
+    assert second.status_code == 400
+    assert "start the sign-in again" in second.text
+
+
+def test_idp_initiated_sign_in_arrives_with_no_state(standin):
+    organization = standin.create_organization("Acme", ["acme.example"])
+    standin.add_sso_user(organization["id"], "ada@acme.example", role="coach")
+
+    answer = httpx.get(f"{standin.base_url}/sso/idp_initiated",
+                       params={"organization": organization["id"], "redirect_uri": CALLBACK,
+                               "email": "ada@acme.example"})
+
+    assert answer.status_code == 302
+    query = callback_query(answer.headers["Location"])
+    assert set(query) == {"code"}
+    profile = sdk(standin).sso.get_profile_and_token(code=query["code"]).profile
+    assert (profile.organization_id, profile.email, profile.role.slug) == (
+        organization["id"], "ada@acme.example", "coach")
+
+
+def test_bad_authorization_requests_get_an_error_page():
+    with WorkOSStandIn(redirect_uris=["https://*.app.example/cb", CALLBACK]) as standin:
+        organization = standin.create_organization("Acme", ["acme.example"])
+        other = standin.create_organization("Globex", ["globex.example"])
+        good = {"client_id": standin.client_id, "response_type": "code", "redirect_uri": CALLBACK,
+                "organization": organization["id"]}
+
+        def page(**changes) -> httpx.Response:
+            params = {name: value for name, value in {**good, **changes}.items() if value is not None}
+            return httpx.get(f"{standin.base_url}/sso/authorize", params=params)
+
+        assert page().status_code == 200
+        assert page(redirect_uri="https://acme.app.example/cb").status_code == 200
+        for changes, message in [
+            ({"client_id": "client_other"}, "Invalid client_id"),
+            ({"response_type": "token"}, "response_type must be"),
+            ({"organization": "org_01UNKNOWN"}, "org_01UNKNOWN"),
+            ({"organization": None}, "Pass organization or connection"),
+            ({"organization": None, "connection": "conn_UNKNOWN"}, "conn_UNKNOWN"),
+            ({"connection": standin.sso_connection(other["id"])["id"]}, "does not belong"),
+            ({"redirect_uri": "https://evil.example/cb"}, "not one of the configured"),
+            ({"redirect_uri": "https://a.b.app.example/cb"}, "not one of the configured"),
+            ({"code_challenge": "x" * 43, "code_challenge_method": "plain"}, "S256"),
+        ]:
+            answer = page(**changes)
+            assert answer.status_code == 400, changes
+            assert answer.headers["Content-Type"].startswith("text/html")
+            assert message in answer.text, (changes, answer.text)
+        with pytest.raises(ApiError, match="Invalid client_id") as refused:
+            sign_in(f"{standin.base_url}/sso/authorize?client_id=nope", "ada@acme.example")
+        assert refused.value.status == 400
+
+
+def test_sso_users_through_the_control_endpoint(standin):
+    control = httpx.Client(base_url=standin.base_url, headers={"Authorization": f"Bearer {standin.api_key}"})
+    control.post("/_standin/organizations", json={"id": "org_demo", "name": "Demo", "connection_type": "AzureSAML"})
+    fields = {"organization_id": "org_demo", "email": "ada@demo.example", "first_name": "Ada", "role": "coach",
+              "groups": ["Coaches"], "idp_id": "00u_ada"}
+
+    created = control.post("/_standin/sso_users", json=fields)
+    replaced = control.post("/_standin/sso_users", json={**fields, "groups": []})
+
+    assert (created.status_code, replaced.status_code) == (201, 200)
+    assert replaced.json()["id"] == created.json()["id"]
+    assert (replaced.json()["groups"], replaced.json()["idp_id"]) == ([], "00u_ada")
+    assert control.get("/_standin/sso_users", params={"organization_id": "org_demo"}).json() == [replaced.json()]
+    assert control.post("/_standin/sso_users", json={**fields, "email": "not an email"}).status_code == 422
+    assert control.post("/_standin/sso_users", json={**fields, "organization_id": "org_none"}).status_code == 404
+    url = sdk(standin).sso.get_authorization_url(redirect_uri=CALLBACK, organization="org_demo")
+    profile = sdk(standin).sso.get_profile_and_token(code=callback_query(sign_in(url, "ADA@demo.example"))["code"])
+    assert (profile.profile.connection_type, profile.profile.idp_id) == ("AzureSAML", "00u_ada")

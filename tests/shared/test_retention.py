@@ -26,7 +26,7 @@ def _count(database) -> int:
 def test_rows_past_their_retention_are_purged_and_the_rest_kept(database, monkeypatch):
     monkeypatch.setenv("ADMIN_AUDIT_RETENTION_DAYS", "30")
     _audit_rows(database, [1, 29, 31, 400])
-    assert retention.purge_expired() == {"admin_audit": 2, "workos_events": 0}
+    assert retention.purge_expired()["admin_audit"] == 2
     assert _count(database) == 2
 
 
