@@ -272,6 +272,9 @@ WORKOS_WEBHOOK_SECRET = _declare(
 ENTRA_AUTHORITY_HOST = _declare(
     "ENTRA_AUTHORITY_HOST", _https_url, "Microsoft Entra ID login origin for direct Entra sign-in (the HTTPS "
     "stand-in in local runs)", default="https://login.microsoftonline.com")
+OPERATOR_TENANT = _declare(
+    "OPERATOR_TENANT", _text, "slug of the operator's own tenant: its users who sign in to its admin app get "
+    "operator scope in the admin API (other tenants' admin apps give their own tenant's scope)")
 LOGIN_RATE_LIMIT_PER_MINUTE = _declare(
     "LOGIN_RATE_LIMIT_PER_MINUTE", _positive_int, "sign-in starts and callbacks a client may make per minute",
     default="60")
@@ -465,6 +468,10 @@ def workos_configured() -> bool:
 
 def workos_webhook_secrets() -> tuple[str, ...]:
     return WORKOS_WEBHOOK_SECRET.required()
+
+
+def operator_tenant() -> str | None:
+    return OPERATOR_TENANT.optional()
 
 
 def login_rate_limit_per_minute() -> int:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 ADMIN_KEY_PREFIX = "eca_"
+ADMIN_TOKEN_PREFIX = "ect_"  # noqa: S105 - a prefix: short-lived admin tokens of signed-in users
 SCIM_TOKEN_PREFIX = "ecs_"  # noqa: S105 - prefixes make issued secrets recognisable
 APP_SECRET_PREFIX = "ecp_"  # noqa: S105
 APP_CLIENT_ID_PREFIX = "ecc_"

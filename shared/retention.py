@@ -45,6 +45,7 @@ RULES: list[PurgeRule] = [
     PurgeRule("handoff_codes", "expires_at", lambda: timedelta(0)),
     PurgeRule("sign_in_attempts", "occurred_at", lambda: timedelta(days=config.sign_in_log_retention_days())),
     PurgeRule("login_rate", "window_start", lambda: timedelta(minutes=2)),
+    PurgeRule("admin_tokens", "expires_at", lambda: timedelta(0)),
 ]
 
 

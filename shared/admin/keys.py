@@ -3,17 +3,21 @@
 Contract (tests/admin/test_keys.py):
 - a key's scope is ``operator`` (every tenant) or ``tenant:<slug>`` (that tenant's customer admins);
 - keys are shown once and stored as SHA-256; a revoked key stops working at once;
-- ``authenticate`` gives the key's principal, or None for a missing, unknown or revoked key;
+- ``authenticate`` gives the key's principal, or None for a missing, unknown or revoked key; it also
+  takes the short-lived admin tokens a user receives when signing in to an ``admin`` app
+  (``issue_admin_token``: 15 minutes, ``operator`` scope for users of the OPERATOR_TENANT, the
+  user's own tenant otherwise), whose actions are recorded as that user;
 - a principal may see a tenant only when its scope covers it (``covers``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 
-from shared.issued_secrets import ADMIN_KEY_PREFIX, IssuedCredential, issue_secret, secret_hash
+from shared.issued_secrets import ADMIN_KEY_PREFIX, ADMIN_TOKEN_PREFIX, IssuedCredential, issue_secret, secret_hash
 from shared.tenants.models import InvalidValue, Tenant, TenantNotFound, parse_slug
 from shared.tenants.registry import get_tenant
 
@@ -41,9 +45,11 @@ class AdminPrincipal:
     def tenant_slug(self) -> str | None:
         return None if self.is_operator else self.scope.removeprefix("tenant:")
 
+    kind: str = "admin-key"  # or "user": a signed-in user's admin token
+
     @property
     def label(self) -> str:
-        return f"admin-key:{self.name} ({self.key_id})"
+        return f"{self.kind}:{self.name} ({self.key_id})"
 
     def covers(self, tenant: Tenant) -> bool:
         return self.is_operator or tenant.id == self.tenant_id
@@ -102,7 +108,35 @@ def revoke_admin_key(conn: psycopg.Connection, key_id: str) -> AdminKey:
     return _key(row)
 
 
+ADMIN_TOKEN_LIFETIME = timedelta(minutes=15)
+
+
+def issue_admin_token(conn: psycopg.Connection, tenant: Tenant, user_id: str, email: str | None) -> str:
+    """A bearer token for the admin API, for a user who just signed in to an ``admin`` app."""
+    from shared import config
+
+    scope = OPERATOR if config.operator_tenant() == tenant.slug else f"tenant:{tenant.slug}"
+    issued = issue_secret(ADMIN_TOKEN_PREFIX)
+    conn.execute(
+        "INSERT INTO admin_tokens (token_hash, scope, tenant_id, user_id, email, expires_at)"
+        " VALUES (%s, %s, %s, %s, %s, now() + %s)",
+        [issued.hash, scope, tenant.id, user_id, email, ADMIN_TOKEN_LIFETIME])
+    return issued.value
+
+
+def _authenticate_token(conn: psycopg.Connection, presented: str) -> AdminPrincipal | None:
+    row = conn.execute(
+        "SELECT user_id, coalesce(email, user_id::text), scope, tenant_id FROM admin_tokens"
+        " WHERE token_hash = %s AND expires_at > now()", [secret_hash(presented)]).fetchone()
+    if row is None:
+        return None
+    tenant_id = None if row[2] == OPERATOR else str(row[3])
+    return AdminPrincipal(str(row[0]), row[1], row[2], tenant_id, kind="user")
+
+
 def authenticate(conn: psycopg.Connection, presented: str | None) -> AdminPrincipal | None:
+    if presented and presented.startswith(ADMIN_TOKEN_PREFIX):
+        return _authenticate_token(conn, presented)
     if not presented or not presented.startswith(ADMIN_KEY_PREFIX):
         return None
     row = conn.execute(

@@ -7,7 +7,9 @@ Contract (tests/sso/test_handoff.py):
   Basic) and ``{"code": ...}``; the code is marked redeemed in the statement that reads it, so it
   works once, for the app it was issued to, before it expires. A second redemption, another app's
   code, an expired or unknown code all get the same 400 ``invalid_grant`` and are recorded as
-  refused sign-in attempts; wrong credentials are 401.
+  refused sign-in attempts; wrong credentials are 401;
+- an ``admin`` app's redemption also carries ``admin_token`` (15 minutes; shared/admin/keys.py), made
+  at redemption so that no credential waits in the code's row.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from shared import db
 from shared.sso import attempts
-from shared.tenants.models import App
+from shared.tenants.models import App, AppKind
 
 CODE_LIFETIME = timedelta(seconds=60)
 MAX_BODY_BYTES = 4096
@@ -89,5 +91,12 @@ def redeem(authorization: str | None, body: bytes, client: str) -> RedeemRespons
             attempts.record(conn, outcome="refused", reason=reason, client=client, tenant_id=app.tenant_id,
                             app_name=app.name)
             return _refused("invalid_grant", "the code is unknown, expired, already used or for another app")
-        db.use_tenant(conn, app.tenant_id)
-    return RedeemResponse(200, row[1], {"Cache-Control": "no-store"})
+        claims = dict(row[1])
+        if app.kind is AppKind.ADMIN:  # issued now, not kept in the code's row: it is a credential
+            from shared.admin.keys import ADMIN_TOKEN_LIFETIME, issue_admin_token
+            from shared.tenants.registry import get_tenant_by_id
+
+            tenant = get_tenant_by_id(conn, app.tenant_id)
+            claims["admin_token"] = issue_admin_token(conn, tenant, str(row[0]), claims["user"].get("email"))
+            claims["admin_token_expires_in"] = int(ADMIN_TOKEN_LIFETIME.total_seconds())
+    return RedeemResponse(200, claims, {"Cache-Control": "no-store"})

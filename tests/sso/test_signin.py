@@ -280,3 +280,33 @@ def test_logout_clears_the_cookie_and_goes_to_the_apps_post_logout_url(acme):
     assert (response.status, response.headers["Location"]) == (302, "http://127.0.0.1:7090/bye")
     assert "Max-Age=0" in response.cookies[0]
     assert signin.logout(request({})).status == 200
+
+
+def test_the_admin_dashboard_gets_an_admin_token_for_the_signed_in_admin(acme, standin, monkeypatch, database):
+    import psycopg
+
+    from shared.admin import api
+
+    monkeypatch.setenv("OPERATOR_TENANT", "acme")
+    standin.add_sso_user(acme.workos_organization_id, "ann@acme.example", role="admin")
+    code = _query(sign_in(standin, {"tenant": "acme"}, "ann@acme.example").headers["Location"])["code"]
+    redeemed = redeem(acme.credentials["dashboard"], code).body
+    token = redeemed["admin_token"]
+    assert token.startswith("ect_")
+    assert redeemed["admin_token_expires_in"] == 900
+    listed = api.handle("tenants.list", api.list_tenants, authorization=f"Bearer {token}", source=CLIENT)
+    assert listed.status == 200
+    with db.transaction() as conn:
+        entry = conn.execute("SELECT actor, scope FROM admin_audit ORDER BY id DESC LIMIT 1").fetchone()
+    with psycopg.connect(database) as owner:  # the token's 15 minutes pass (the app role cannot change it)
+        assert owner.execute("SELECT count(*) FROM handoff_codes WHERE claims ? 'admin_token'").fetchone()[0] == 0
+        owner.execute("UPDATE admin_tokens SET expires_at = now() - interval '1 second'")
+    assert entry[0].startswith("user:ann@acme.example")
+    assert entry[1] == "operator"
+    expired = api.handle("tenants.list", api.list_tenants, authorization=f"Bearer {token}", source=CLIENT)
+    assert expired.status == 401
+
+
+def test_an_instance_app_gets_no_admin_token(acme, standin):
+    code = _query(sign_in(standin, {"tenant": "acme"}, "ann@acme.example").headers["Location"])["code"]
+    assert "admin_token" not in redeem(acme.credentials["coach"], code).body
