@@ -29,6 +29,7 @@ from local.tls import local_ca
 from shared import config
 
 if TYPE_CHECKING:
+    from local.demo_app import DemoApp
     from local.workos import WorkOSStandIn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def _start_services(
 def _start_workos_standin(lines: list[tuple[str, str]]) -> WorkOSStandIn | None:
     """The WorkOS stand-in on WORKOS_BASE_URL's loopback port, unless the settings point elsewhere
     (or one already runs there); it holds the demo-dsync organization."""
-    from local.seed import DSYNC_DOMAIN, DSYNC_ORGANIZATION
+    from local.seed import DSYNC_DOMAIN, DSYNC_ORGANIZATION, SSO_DOMAIN, SSO_ORGANIZATION, SSO_USERS
     from local.workos import WorkOSStandIn
 
     base_url = os.environ.get("WORKOS_BASE_URL") or f"http://127.0.0.1:{WORKOS_STANDIN_PORT}"
@@ -87,22 +88,30 @@ def _start_workos_standin(lines: list[tuple[str, str]]) -> WorkOSStandIn | None:
     if port_is_open(parts.port or 80):
         lines.append(("workos", f"stand-in already running on {base_url} (reused)"))
         return None
-    standin = WorkOSStandIn(port=parts.port or 80, api_key=os.environ.get("WORKOS_API_KEY") or "sk_test_local")
+    standin = WorkOSStandIn(port=parts.port or 80, api_key=os.environ.get("WORKOS_API_KEY") or "sk_test_local",
+                            client_id=os.environ.get("WORKOS_CLIENT_ID") or "client_local")
     standin.create_organization("Demo Directory Sync", [DSYNC_DOMAIN], organization_id=DSYNC_ORGANIZATION)
+    standin.create_organization("Demo Sign-in", [SSO_DOMAIN], organization_id=SSO_ORGANIZATION)
+    for email, first_name, last_name, role in SSO_USERS:
+        standin.add_sso_user(SSO_ORGANIZATION, email, first_name=first_name, last_name=last_name, role=role)
     standin.start()
     lines.append(("workos", f"stand-in on {base_url} (organization {DSYNC_ORGANIZATION})"))
     return standin
 
 
-def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> str:
-    """Migrate, create the queues, seed the demo tenants; returns the SCIM tenant's fresh token."""
+def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> tuple[str, tuple[str, str]]:
+    """Migrate, create the queues, seed the demo tenants; returns the SCIM tenant's fresh token and
+    the demo app's client id and fresh secret."""
     from local.seed import (
         DEMO_APP,
         DEMO_TENANT,
         DSYNC_DOMAIN,
         DSYNC_ORGANIZATION,
+        SSO_APP_PORT,
+        SSO_TENANT,
         seed_demo_tenant,
         seed_dsync_tenant,
+        seed_sso_tenant,
     )
     from shared import migrations, queues
 
@@ -120,7 +129,22 @@ def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> str
     lines.append(("", f"send it an event: .venv/bin/python -m local.workos send --app http://127.0.0.1:{port}"
                       f"/api/webhooks/workos --secret {secret} dsync.user.created --organization"
                       f" {DSYNC_ORGANIZATION} --email ada@{DSYNC_DOMAIN} --first-name Ada"))
-    return token
+    credentials = seed_sso_tenant()
+    lines.append(("sso demo", f"{SSO_TENANT} (sign-in through the WorkOS stand-in): open"
+                              f" http://127.0.0.1:{SSO_APP_PORT}/ and sign in"))
+    return token, credentials
+
+
+def _start_demo_app(port: int, credentials: tuple[str, str]) -> DemoApp | None:
+    """The demo tenant app of demo-sso on :7090, unless something already listens there."""
+    from local.demo_app import DemoApp
+    from local.seed import DEMO_APP, SSO_APP_PORT, SSO_TENANT
+
+    if port_is_open(SSO_APP_PORT):
+        return None
+    client_id, secret = credentials
+    return DemoApp(SSO_APP_PORT, f"http://127.0.0.1:{port}", client_id, secret, tenant=SSO_TENANT,
+                   app=DEMO_APP).start()
 
 
 def _print_summary(lines: list[tuple[str, str]]) -> None:
@@ -172,10 +196,12 @@ def main() -> None:
     lines: list[tuple[str, str]] = [("app", f"http://127.0.0.1:{args.port}/api/health")]
     started, azurite = _start_services(state, tuple(args.azurite_ports), lines)
     standin = _start_workos_standin(lines)
+    demo_app = None
     dev_settings = state / "dev-settings.json"
     try:
         dev_settings.write_text(json.dumps(started, indent=2))
-        token = _prepare_database_and_queues(lines, args.port)
+        token, demo_credentials = _prepare_database_and_queues(lines, args.port)
+        demo_app = _start_demo_app(args.port, demo_credentials)
         lines.append(("local CA", f"{authority.cert_path} (trusted by local runs only)"))
         lines.append(("ops CLI", ".venv/bin/python -m shared.cli --help"))
         _print_summary(lines)
@@ -190,6 +216,8 @@ def main() -> None:
             asyncio.run(host.serve())
     finally:
         dev_settings.unlink(missing_ok=True)
+        if demo_app is not None:
+            demo_app.stop()
         if standin is not None:
             standin.stop()
         if azurite is not None:

@@ -12,6 +12,13 @@ DEMO_TENANT = "demo"
 DSYNC_TENANT = "demo-dsync"
 DSYNC_DOMAIN = "demo-dsync.example"
 DSYNC_ORGANIZATION = "org_demo_dsync"  # fixed, so the stand-in (in memory) and the database agree
+SSO_TENANT = "demo-sso"
+SSO_DOMAIN = "demo-sso.example"
+SSO_ORGANIZATION = "org_demo_sso"
+SSO_APP_PORT = 7090
+# The stand-in's test users of the demo-sso organization (its sign-in page lists them).
+SSO_USERS = (("ada@demo-sso.example", "Ada", "Lovelace", "member"), ("grace@demo-sso.example", "Grace", "Hopper",
+                                                                     "admin"))
 DEMO_APP = "coach"
 DEMO_APP_URL = "http://127.0.0.1:7090"
 SEED_ACTOR = "make dev"
@@ -48,3 +55,25 @@ def seed_dsync_tenant() -> str:
                 display_name="Demo Directory Sync", add_domains=(DSYNC_DOMAIN,), provisioning_channel="workos",
                 workos_organization_id=DSYNC_ORGANIZATION, support_contact=f"it@{DSYNC_DOMAIN}"))
     return DSYNC_TENANT
+
+
+def seed_sso_tenant() -> tuple[str, str]:
+    """Create the ``demo-sso`` tenant (sign-in through WorkOS, users created at first sign-in) and its
+    ``coach`` app served by the demo app, unless they exist; returns the app's client id and a fresh
+    secret (the older one is revoked)."""
+    from shared.tenants.apps import rotate_app_secret
+
+    with db.transaction() as conn:
+        try:
+            tenant = get_tenant(conn, SSO_TENANT)
+        except TenantNotFound:
+            tenant = create_tenant(conn, SSO_TENANT, TenantChanges(
+                display_name="Demo Sign-in", add_domains=(SSO_DOMAIN,), provisioning_channel="sso-jit",
+                workos_organization_id=SSO_ORGANIZATION, support_contact=f"it@{SSO_DOMAIN}"))
+        try:
+            get_app(conn, tenant, DEMO_APP)
+        except AppNotFound:
+            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=f"http://127.0.0.1:{SSO_APP_PORT}"))
+            update_tenant(conn, SSO_TENANT, TenantChanges(default_app=DEMO_APP))
+        app, _, secret, _ = rotate_app_secret(conn, tenant, DEMO_APP, created_by=SEED_ACTOR)
+    return app.client_id, secret

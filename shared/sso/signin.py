@@ -184,6 +184,10 @@ def _begin(tenant: Tenant, request: SignInRequest, login_hint: str | None) -> tu
     try:
         return workos_sso.begin(tenant.workos_organization_id, redirect_uri=request.callback_url,
                                 login_hint=login_hint)
+    except config.ConfigurationError as error:
+        log.error("login: %s", error)  # names the setting; the page does not
+        raise _Refusal(503, "not_configured", "Sign-in unavailable",
+                       "Sign-in is not set up on this service yet.", tenant=tenant) from None
     except (WorkOSUnavailable, OSError) as error:
         log.warning("login: WorkOS unavailable: %s", error)
         raise _Refusal(503, "provider_unavailable", "Sign-in unavailable",

@@ -16,7 +16,10 @@ from shared.sso.profile import SignInProfile, SignInRefused
 
 def begin(organization_id: str, *, redirect_uri: str, login_hint: str | None) -> tuple[str, str, dict[str, Any]]:
     """(authorization URL, state, flow to keep)."""
+    from shared import config
     from shared.workos_api import client
+
+    config.WORKOS_CLIENT_ID.required()  # SSO needs it (the Events API does not): name it, not a 500
 
     started = client().sso.get_authorization_url_with_pkce(
         redirect_uri=redirect_uri, organization=organization_id, login_hint=login_hint)

@@ -121,11 +121,13 @@ def _interrupt(process: subprocess.Popen) -> int:
 
 @pytest.mark.e2e
 def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path):
+    """The demo tenants work as the summary says: an event sent lands, a person signs in to the demo app."""
     state, port, log = tmp_path / "state", free_port(), tmp_path / "dev.log"
     azurite_ports = (free_port(), free_port(), free_port())
     workos_port = free_port()
     process = _start_dev(state, port, azurite_ports, log, WORKOS_API_KEY="sk_test_local",
-                         WORKOS_WEBHOOK_SECRET="dev-secret", WORKOS_BASE_URL=f"http://127.0.0.1:{workos_port}")
+                         WORKOS_CLIENT_ID="client_local", WORKOS_WEBHOOK_SECRET="dev-secret",
+                         WORKOS_BASE_URL=f"http://127.0.0.1:{workos_port}")
     try:
         wait_until(lambda: _healthy(process, f"http://127.0.0.1:{port}/api/health", log), timeout=120,
                    message="make dev to serve /api/health")
@@ -150,6 +152,19 @@ def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path)
                     " WHERE t.slug = 'demo-dsync' AND u.primary_email = 'ada@demo-dsync.example'").fetchone()
 
         assert wait_until(ada, timeout=60, message="the sent event to be applied") == ("Ada", "active")
+        # Sign-in as a person would do it, without a browser: demo app -> login -> WorkOS stand-in -> back.
+        from local.workos import sign_in
+
+        with httpx.Client(timeout=30) as browser:
+            home = browser.get("http://127.0.0.1:7090/")
+            login_url = next(part.split('"')[0] for part in home.text.split('href="')[1:] if "/api/auth/login" in part)
+            to_idp = browser.get(login_url.replace("&amp;", "&"))
+            assert to_idp.status_code == 302, to_idp.text
+            back = browser.get(sign_in(to_idp.headers["Location"], "ada@demo-sso.example"))
+            assert back.status_code == 302, back.text
+            landed = browser.get(back.headers["Location"])
+        assert landed.status_code == 200, landed.text
+        assert "ada@demo-sso.example" in landed.text
     finally:
         code = _interrupt(process)
     assert code == 0, log.read_text()

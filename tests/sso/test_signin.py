@@ -310,3 +310,11 @@ def test_the_admin_dashboard_gets_an_admin_token_for_the_signed_in_admin(acme, s
 def test_an_instance_app_gets_no_admin_token(acme, standin):
     code = _query(sign_in(standin, {"tenant": "acme"}, "ann@acme.example").headers["Location"])["code"]
     assert "admin_token" not in redeem(acme.credentials["coach"], code).body
+
+
+def test_a_missing_client_id_is_a_clear_503_not_a_crash(acme, monkeypatch, caplog):
+    monkeypatch.delenv("WORKOS_CLIENT_ID")
+    response = signin.login(request({"tenant": "acme"}))
+    assert response.status == 503
+    assert "WORKOS_CLIENT_ID" in caplog.text
+    assert "WORKOS_CLIENT_ID" not in response.body
