@@ -6,9 +6,9 @@ import json
 import platform
 import sys
 
-from benchmarks import cold_start, dev_start, directory, identity_store, scim
+from benchmarks import cold_start, dev_start, directory, identity_store, scim, sso
 
-BENCHMARKS = (cold_start, dev_start, identity_store, scim, directory)
+BENCHMARKS = (cold_start, dev_start, identity_store, scim, directory, sso)
 
 
 def main() -> None:

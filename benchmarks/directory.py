@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.local_host import start_app
+from benchmarks.local_host import serve_in_child, start_app
 from local.azurite import free_port
 
 WEBHOOKS = int(os.environ.get("DSYNC_BENCH_WEBHOOKS", "10000"))
@@ -178,33 +177,15 @@ def _catch_up() -> dict[str, Any]:
     directory = standin.add_directory(organization["id"])
     tenant = _tenant("catchup", organization["id"], "catchup.example")
     mix = _initial_sync(standin, directory, CATCH_UP_EVENTS)
-    server = multiprocessing.get_context("fork").Process(target=_serve_forever, args=(standin,), daemon=True)
-    server.start()
+    server = serve_in_child(standin)
     try:
-        base_url = f"http://127.0.0.1:{standin.port}"
-        _wait_for_port(standin.port)
-        os.environ["WORKOS_BASE_URL"] = base_url
+        os.environ["WORKOS_BASE_URL"] = f"http://127.0.0.1:{standin.port}"
         config.reset()
         workos_api.reset()
         return _catch_up_from(tenant, mix)
     finally:
         server.terminate()
         server.join(10)
-
-
-def _serve_forever(standin: Any) -> None:
-    standin.start()
-    threading.Event().wait()
-
-
-def _wait_for_port(port: int) -> None:
-    from local.azurite import port_is_open
-
-    deadline = time.monotonic() + 30
-    while not port_is_open(port):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the WorkOS stand-in did not come up")
-        time.sleep(0.05)
 
 
 def _catch_up_from(tenant: Any, mix: dict[str, int]) -> dict[str, Any]:

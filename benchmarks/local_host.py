@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
-from local.azurite import free_port
+from local.azurite import free_port, port_is_open
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +44,21 @@ def start_app(folder: Path, env: dict[str, str], *, ready: str, headers: dict[st
     origin = f"http://127.0.0.1:{port}"
     wait_for(origin + ready, headers or {}, process)
     return process, origin
+
+
+def serve_in_child(standin: object) -> multiprocessing.Process:
+    """Serve a stand-in filled in this process from a forked one, once its port answers: the SaaS it
+    plays runs on other machines, not on threads sharing the measured interpreter and its garbage."""
+    process = multiprocessing.get_context("fork").Process(target=_serve_forever, args=(standin,), daemon=True)
+    process.start()
+    deadline = time.monotonic() + 30
+    while not port_is_open(standin.port):  # type: ignore[attr-defined]
+        if time.monotonic() > deadline or not process.is_alive():
+            raise RuntimeError("the stand-in did not come up")
+        time.sleep(0.05)
+    return process
+
+
+def _serve_forever(standin: object) -> None:
+    standin.start()  # type: ignore[attr-defined]
+    threading.Event().wait()

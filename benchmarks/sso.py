@@ -1,6 +1,7 @@
 """Sign-in: the login redirect and the callback handling, in-process, with the WorkOS stand-in as the IdP.
 
-SSO_BENCH_SIGN_INS (1,000, after 20 not counted) sign-ins of SSO_BENCH_USERS (200) people of one sso-jit tenant (so the
+The stand-in is filled here and served from a forked process. SSO_BENCH_SIGN_INS (1,000, after 20
+not counted) sign-ins of SSO_BENCH_USERS (200) people of one sso-jit tenant (so the
 first sign-in of each creates the user and later ones update it), each: ``login`` (tenant lookup,
 login state, PKCE URL, cookie) then, after the stand-in's page has been "clicked", ``callback``
 (state, code exchange, admission, routing, hand-over code, attempt record). The code exchange is
@@ -37,7 +38,9 @@ def _figures(seconds: list[float]) -> dict[str, float]:
 def measure() -> dict[str, Any]:
     import psycopg
 
+    from benchmarks.local_host import serve_in_child
     from local import workos as workos_standin
+    from local.azurite import free_port
     from local.postgres import create_database, start_embedded_postgres
     from shared import config, db, workos_api
     from shared.migrations import migrate
@@ -45,14 +48,15 @@ def measure() -> dict[str, Any]:
     from shared.tenants.apps import AppSpec, add_app
     from shared.tenants.registry import TenantChanges, create_tenant, update_tenant
 
-    with tempfile.TemporaryDirectory() as folder, workos_standin.WorkOSStandIn() as standin:
+    standin = workos_standin.WorkOSStandIn(port=free_port())
+    with tempfile.TemporaryDirectory() as folder:
         server = os.environ.get("DATABASE_URL") or start_embedded_postgres(Path(folder) / "pg", delete_on_exit=True)
         url = create_database(server, f"bench_sso_{uuid.uuid4().hex[:8]}")
         with psycopg.connect(url) as conn:
             migrate(conn)
         os.environ.update({
             "DATABASE_URL": url, "WORKOS_API_KEY": standin.api_key, "WORKOS_CLIENT_ID": standin.client_id,
-            "WORKOS_BASE_URL": standin.base_url, "OUTBOUND_ALLOWED_LOCAL_HOSTS": "127.0.0.1",
+            "WORKOS_BASE_URL": f"http://127.0.0.1:{standin.port}", "OUTBOUND_ALLOWED_LOCAL_HOSTS": "127.0.0.1",
             "LOGIN_RATE_LIMIT_PER_MINUTE": str(10 * SIGN_INS)})
         config.reset()
         workos_api.reset()
@@ -66,6 +70,7 @@ def measure() -> dict[str, Any]:
         for number in range(USERS):
             standin.add_sso_user(organization["id"], f"user{number}@bench.example", first_name=f"User{number}",
                                  role="member", groups=["Learners"])
+        server = serve_in_child(standin)
 
         exchange: list[float] = []
         real_complete = workos_sso.complete
@@ -102,6 +107,8 @@ def measure() -> dict[str, Any]:
         finally:
             workos_sso.complete = real_complete
             db.close_pools()
+            server.terminate()
+            server.join(10)
     return {
         "sign_ins": SIGN_INS, "users": USERS, "login": _figures(logins),
         "callback_without_idp": _figures(callbacks),
