@@ -30,7 +30,7 @@ from urllib.parse import urlencode, urlsplit
 import psycopg
 
 from shared import config, db
-from shared.identity.models import Channel, IdentityError, PersonClaims, User, UserStatus
+from shared.identity.models import Actor, ActorKind, Channel, IdentityError, PersonClaims, User, UserStatus
 from shared.sso import attempts, states
 from shared.sso.profile import SignInProfile, SignInRefused
 from shared.sso.routing import RoutingRefused, choose_app, safe_return_to
@@ -323,9 +323,7 @@ def _admit(conn: psycopg.Connection, tenant: Tenant, profile: SignInProfile) -> 
     return user
 
 
-def _actor(profile: SignInProfile):  # noqa: ANN202 - an identity Actor
-    from shared.identity.models import Actor, ActorKind
-
+def _actor(profile: SignInProfile) -> Actor:
     return Actor(ActorKind.SSO, f"{profile.provider}:{profile.connection_id or '-'}")
 
 

@@ -16,6 +16,7 @@ GLOBAL_TABLES = {
     "tenants": "the registry itself",
     "tenant_domains": "email domain -> tenant, looked up before the tenant is known",
     "admin_keys": "operator keys belong to no tenant",
+    "admin_tokens": "like admin keys: looked up by hash before any tenant is known, operator scope included",
     "admin_audit": "operator actions belong to no tenant",
 }
 

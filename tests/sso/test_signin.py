@@ -42,7 +42,7 @@ class TenantWithApps:
 def acme(make_tenant, workos_settings, standin, monkeypatch):
     """A WorkOS-provisioned tenant with a coach instance (default), an admin dashboard and a
     Thinkific school, routed by role and group; Ann is provisioned, Dee is deactivated."""
-    monkeypatch.setenv("SECRET_ACME_THINKIFIC", "thinkific-api-key")
+    monkeypatch.setenv("SECRET_ACME_THINKIFIC", "thinkific-api-key-of-the-acme-school-0123")
     organization = standin.create_organization("Acme", ["acme.example"])
     tenant = make_tenant("acme", provisioning="workos", domains=("acme.example",),
                          workos_organization_id=organization["id"], support_contact="it@acme.example")
@@ -218,7 +218,7 @@ def test_learners_go_to_the_thinkific_school_with_a_verifiable_jwt(acme, standin
     assert (location.scheme, location.netloc, location.path) == ("https", "acme.thinkific.com",
                                                                   "/api/sso/v2/sso/jwt")
     query = _query(response.headers["Location"])
-    claims = jwt.decode(query["jwt"], "thinkific-api-key", algorithms=["HS256"])
+    claims = jwt.decode(query["jwt"], "thinkific-api-key-of-the-acme-school-0123", algorithms=["HS256"])
     with db.transaction() as conn:
         ann = store.find_user(conn, acme, "ann@acme.example")
     assert (claims["email"], claims["external_id"], claims["first_name"]) == ("ann@acme.example", ann.id, "Ann")
