@@ -37,6 +37,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
+from local.serving import ServedOnAThread
+
 DEFAULT_PORT = 7090
 DEFAULT_CONNECT = "http://127.0.0.1:7071"
 DEFAULT_TENANT = "demo"  # what local/seed.py creates
@@ -45,8 +47,10 @@ STATE_COOKIE_SECONDS = 600
 REDEEM_PATH = "/api/auth/handoff/redeem"
 
 
-class DemoApp:
+class DemoApp(ServedOnAThread):
     """The demo tenant app on 127.0.0.1; see the module docstring for what it answers."""
+
+    thread_name = "demo app"
 
     def __init__(self, port: int, connect_url: str, client_id: str, client_secret: str, *,
                  tenant: str = DEFAULT_TENANT, app: str = DEFAULT_APP, timeout: float = 10.0) -> None:
@@ -58,38 +62,13 @@ class DemoApp:
         self.app = app
         self.timeout = timeout
         self.base_url = f"http://127.0.0.1:{port}" if port else ""
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._log_requests = False
 
-    def start(self) -> DemoApp:
-        """Serve on a background thread; ``base_url`` is set once the port is bound."""
-        if self._server is not None:
-            raise RuntimeError("the demo app is already running")
+    def _make_server(self) -> _Server:
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.demo = self
         self.port = server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="demo-app", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(5)
-
-    def __enter__(self) -> DemoApp:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return server
 
     @property
     def cookie_name(self) -> str:

@@ -80,6 +80,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from local.serving import ServedOnAThread
 from local.tls import LocalCA, local_ca
 
 DEFAULT_PORT = 7082
@@ -181,8 +182,11 @@ def _with_query(uri: str, parameters: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-class EntraStandIn:
+class EntraStandIn(ServedOnAThread):
     """Entra ID's v2.0 sign-in endpoints on https://127.0.0.1; see the module docstring for what it answers."""
+
+    thread_name = "Entra ID stand-in"
+    scheme = "https"
 
     def __init__(self, ca: LocalCA, *, port: int = 0, code_lifetime: float = CODE_LIFETIME_SECONDS,
                  clock: Callable[[], float] = time.time, signing_key: rsa.RSAPrivateKey | None = None) -> None:
@@ -200,41 +204,15 @@ class EntraStandIn:
         self._apps: dict[tuple[str, str], _App] = {}
         self._users: dict[str, dict[str, dict[str, Any]]] = {}  # tid -> lower-case email -> user
         self._grants: dict[str, _Grant] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._log_requests = False
 
     # lifecycle
 
-    def start(self) -> EntraStandIn:
-        """Serve on a background thread; ``base_url`` is set once the port is bound."""
-        if self._server is not None:
-            raise RuntimeError("the stand-in is already running")
+    def _make_server(self) -> _Server:
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.standin = self
         server.tls = self.ca.server_context("127.0.0.1", "localhost")
-        self.base_url = f"https://127.0.0.1:{server.server_address[1]}"
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="entra-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        if thread is not None:
-            thread.join(5)
-
-    def __enter__(self) -> EntraStandIn:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return server
 
     # directory
 

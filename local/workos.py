@@ -113,6 +113,8 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit, urlu
 
 import httpx
 
+from local.serving import ServedOnAThread
+
 DEFAULT_PORT = 7081
 DEFAULT_API_KEY = "sk_test_local"
 PORTAL_INTENTS = frozenset({
@@ -429,8 +431,10 @@ def _redirect(location: str) -> _Answer:
                    headers={"Location": location, "Cache-Control": "no-store"})
 
 
-class WorkOSStandIn:
+class WorkOSStandIn(ServedOnAThread):
     """The WorkOS API on 127.0.0.1 for the SDK; see the module docstring for what it answers."""
+
+    thread_name = "WorkOS stand-in"
 
     def __init__(self, *, api_key: str = DEFAULT_API_KEY, client_id: str = "client_local", port: int = 0,
                  requests_per_second: float | None = None, retention_days: int = 90,
@@ -458,39 +462,14 @@ class WorkOSStandIn:
         self._sso_users: dict[str, dict[str, dict[str, Any]]] = {}  # organization id -> lowercased email -> Profile
         self._sign_in_requests: dict[str, _SignInRequest] = {}
         self._codes: dict[str, _AuthorizationCode] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._log_requests = False
 
     # lifecycle
 
-    def start(self) -> WorkOSStandIn:
-        """Serve on a background thread; ``base_url`` is set once the port is bound."""
-        if self._server is not None:
-            raise RuntimeError("the stand-in is already running")
+    def _make_server(self) -> _Server:
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.standin = self
-        self.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="workos-standin", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(5)
-
-    def __enter__(self) -> WorkOSStandIn:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return server
 
     # organizations
 
