@@ -26,9 +26,7 @@ import argparse
 import hmac
 import html
 import secrets
-import signal
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,7 +35,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from local.serving import ServedOnAThread
+from local.serving import ServedOnAThread, serve_in_foreground
 
 DEFAULT_PORT = 7090
 DEFAULT_CONNECT = "http://127.0.0.1:7071"
@@ -230,22 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     demo = DemoApp(args.port, args.connect, args.client_id, args.client_secret, tenant=args.tenant, app=args.app)
     demo._log_requests = not args.quiet
-    try:
-        demo.start()
-    except OSError as error:
-        print(f"cannot listen on 127.0.0.1:{args.port}: {error}", file=sys.stderr)
-        return 1
-    # Ctrl-C even when started in the background (which inherits SIGINT ignored); SIGTERM ends the same way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"demo app {args.app} of {args.tenant} on {demo.base_url}  (Ctrl-C stops it)", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        demo.stop()
-    return 0
+    return serve_in_foreground(demo, args.port,
+                               f"demo app {args.app} of {args.tenant} on {{base_url}}  (Ctrl-C stops it)")
 
 
 if __name__ == "__main__":

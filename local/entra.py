@@ -60,7 +60,6 @@ import hmac
 import html
 import json
 import secrets
-import signal
 import socket
 import ssl
 import sys
@@ -80,7 +79,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from local.serving import ServedOnAThread
+from local.serving import ServedOnAThread, serve_in_foreground, write_answer
 from local.tls import LocalCA, local_ca
 
 DEFAULT_PORT = 7082
@@ -756,14 +755,8 @@ class _Handler(BaseHTTPRequestHandler):
 
             traceback.print_exc()
             answer = _json_answer(500, {"error": "server_error", "error_description": "stand-in failure"})
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.send_header("x-ms-request-id", str(uuid.uuid4()))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        write_answer(self, answer.status, answer.content_type, answer.body,
+                     {"x-ms-request-id": str(uuid.uuid4()), **answer.headers})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
@@ -797,17 +790,8 @@ def _serve(args: argparse.Namespace) -> int:
     for spec in args.app:
         tid, client_id, secret, *redirect_uris = spec.split(",")
         standin.register_app(tid, client_id, secret, redirect_uris)
-    standin.start()
-    print(f"Entra ID stand-in on {standin.base_url} (CA: {standin.ca.cert_path}); Ctrl-C stops it", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
-    return 0
+    return serve_in_foreground(standin, args.port,
+                               f"Entra ID stand-in on {{base_url}} (CA: {standin.ca.cert_path}); Ctrl-C stops it")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,8 +3,11 @@ background thread, started and stopped (or used as a context manager) the same w
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
-from http.server import ThreadingHTTPServer
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 
@@ -50,3 +53,35 @@ class ServedOnAThread:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def write_answer(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes,
+                 headers: Mapping[str, str]) -> None:
+    """Send one whole answer (status, type, length, extra headers, body) on a keep-alive connection."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def serve_in_foreground(service: ServedOnAThread, port: int, banner: str) -> int:
+    """Start the service and wait until Ctrl-C or SIGTERM (a command's ``serve``); 1 when the port is taken."""
+    try:
+        service.start()
+    except OSError as error:
+        print(f"cannot listen on 127.0.0.1:{port}: {error}", file=sys.stderr)
+        return 1
+    # Ctrl-C even when started in the background (which inherits SIGINT ignored); SIGTERM ends the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(banner.format(base_url=service.base_url), flush=True)
+    try:
+        threading.Event().wait()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        service.stop()
+    return 0

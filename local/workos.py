@@ -97,7 +97,6 @@ import json
 import math
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -113,7 +112,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urljoin, urlsplit, urlu
 
 import httpx
 
-from local.serving import ServedOnAThread
+from local.serving import ServedOnAThread, serve_in_foreground, write_answer
 
 DEFAULT_PORT = 7081
 DEFAULT_API_KEY = "sk_test_local"
@@ -1224,14 +1223,8 @@ class _Handler(BaseHTTPRequestHandler):
 
             traceback.print_exc()
             answer = _json_answer(500, {"message": "Internal Server Error", "code": "server_error"})
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        self.send_header("X-Request-ID", str(uuid.uuid4()))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        write_answer(self, answer.status, answer.content_type, answer.body,
+                     {"X-Request-ID": str(uuid.uuid4()), **answer.headers})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
@@ -1427,24 +1420,9 @@ def _serve(args: argparse.Namespace) -> int:
                             requests_per_second=args.requests_per_second, retention_days=args.retention_days,
                             redirect_uris=args.redirect_uri or None)
     standin._log_requests = not args.quiet
-    try:
-        standin.start()
-    except OSError as error:
-        print(f"cannot listen on 127.0.0.1:{args.port}: {error}", file=sys.stderr)
-        return 1
-    # Ctrl-C even when started in the background (which inherits SIGINT ignored); SIGTERM ends the same way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print(f"WorkOS stand-in on {standin.base_url}  (Ctrl-C stops it)", flush=True)
-    print(f"  WORKOS_BASE_URL={standin.base_url} WORKOS_API_KEY={args.api_key} WORKOS_CLIENT_ID={args.client_id}",
-          flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        standin.stop()
-    return 0
+    return serve_in_foreground(standin, args.port, "WorkOS stand-in on {base_url}  (Ctrl-C stops it)\n"
+                               f"  WORKOS_BASE_URL={{base_url}} WORKOS_API_KEY={args.api_key}"
+                               f" WORKOS_CLIENT_ID={args.client_id}")
 
 
 def _key_value(text: str) -> tuple[str, str]:
