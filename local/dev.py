@@ -30,6 +30,8 @@ from shared import config
 
 if TYPE_CHECKING:
     from local.demo_app import DemoApp
+    from local.entra import EntraStandIn
+    from local.tls import LocalCA
     from local.workos import WorkOSStandIn
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -99,18 +101,54 @@ def _start_workos_standin(lines: list[tuple[str, str]]) -> WorkOSStandIn | None:
     return standin
 
 
-def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> tuple[str, tuple[str, str]]:
+ENTRA_STANDIN_PORT = 7082
+
+
+def _start_entra_standin(authority: LocalCA, port: int, lines: list[tuple[str, str]]) -> EntraStandIn | None:
+    """The Entra ID stand-in (HTTPS, the local CA) on ENTRA_AUTHORITY_HOST's loopback port, unless the
+    settings point elsewhere; it knows the demo-entra tenant's app registration and test user."""
+    from local.entra import EntraStandIn
+    from local.seed import ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_TENANT, ENTRA_TENANT_ID, ENTRA_USERS
+
+    configured = os.environ.get("ENTRA_AUTHORITY_HOST") or ""
+    parts = urlsplit(configured)
+    if configured and parts.hostname not in ("127.0.0.1", "localhost"):
+        lines.append(("entra", f"from ENTRA_AUTHORITY_HOST ({configured})"))
+        return None
+    standin_port = parts.port or ENTRA_STANDIN_PORT
+    if port_is_open(standin_port):
+        lines.append(("entra", f"port {standin_port} is taken: the Entra ID stand-in is not started"))
+        return None
+    standin = EntraStandIn(authority, port=standin_port)
+    standin.register_app(ENTRA_TENANT_ID, ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET,
+                         [f"http://127.0.0.1:{port}/api/auth/callback"])
+    for email, given_name, family_name, roles in ENTRA_USERS:
+        standin.add_user(ENTRA_TENANT_ID, email, given_name=given_name, family_name=family_name, roles=roles)
+    standin.start()
+    os.environ["ENTRA_AUTHORITY_HOST"] = standin.base_url
+    # The tenant's client secret, as Key Vault would hold it (tenant-<slug>-entra), for this local run.
+    os.environ[config.LOCAL_SECRET_PREFIX + f"TENANT_{ENTRA_TENANT}_ENTRA".upper().replace("-", "_")] = \
+        ENTRA_CLIENT_SECRET
+    lines.append(("entra", f"Entra ID stand-in on {standin.base_url} (trust {authority.cert_path} in the browser)"))
+    return standin
+
+
+def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int
+                                 ) -> tuple[str, tuple[str, str], tuple[str, str]]:
     """Migrate, create the queues, seed the demo tenants; returns the SCIM tenant's fresh token and
-    the demo app's client id and fresh secret."""
+    the two demo apps' client ids and fresh secrets (WorkOS sign-in, Entra sign-in)."""
     from local.seed import (
         DEMO_APP,
         DEMO_TENANT,
         DSYNC_DOMAIN,
         DSYNC_ORGANIZATION,
+        ENTRA_APP_PORT,
+        ENTRA_TENANT,
         SSO_APP_PORT,
         SSO_TENANT,
         seed_demo_tenant,
         seed_dsync_tenant,
+        seed_entra_tenant,
         seed_sso_tenant,
     )
     from shared import migrations, queues
@@ -132,19 +170,21 @@ def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int) -> tup
     credentials = seed_sso_tenant()
     lines.append(("sso demo", f"{SSO_TENANT} (sign-in through the WorkOS stand-in): open"
                               f" http://127.0.0.1:{SSO_APP_PORT}/ and sign in"))
-    return token, credentials
+    entra_credentials = seed_entra_tenant()
+    lines.append(("entra demo", f"{ENTRA_TENANT} (sign-in directly with Entra ID): open"
+                                f" http://127.0.0.1:{ENTRA_APP_PORT}/ and sign in"))
+    return token, credentials, entra_credentials
 
 
-def _start_demo_app(port: int, credentials: tuple[str, str]) -> DemoApp | None:
-    """The demo tenant app of demo-sso on :7090, unless something already listens there."""
+def _start_demo_app(port: int, app_port: int, tenant: str, credentials: tuple[str, str]) -> DemoApp | None:
+    """A demo tenant app (the tenant's ``coach``), unless something already listens on its port."""
     from local.demo_app import DemoApp
-    from local.seed import DEMO_APP, SSO_APP_PORT, SSO_TENANT
+    from local.seed import DEMO_APP
 
-    if port_is_open(SSO_APP_PORT):
+    if port_is_open(app_port):
         return None
     client_id, secret = credentials
-    return DemoApp(SSO_APP_PORT, f"http://127.0.0.1:{port}", client_id, secret, tenant=SSO_TENANT,
-                   app=DEMO_APP).start()
+    return DemoApp(app_port, f"http://127.0.0.1:{port}", client_id, secret, tenant=tenant, app=DEMO_APP).start()
 
 
 def _print_summary(lines: list[tuple[str, str]]) -> None:
@@ -196,12 +236,16 @@ def main() -> None:
     lines: list[tuple[str, str]] = [("app", f"http://127.0.0.1:{args.port}/api/health")]
     started, azurite = _start_services(state, tuple(args.azurite_ports), lines)
     standin = _start_workos_standin(lines)
-    demo_app = None
+    entra = _start_entra_standin(authority, args.port, lines)
+    demo_apps: list[DemoApp | None] = []
     dev_settings = state / "dev-settings.json"
     try:
         dev_settings.write_text(json.dumps(started, indent=2))
-        token, demo_credentials = _prepare_database_and_queues(lines, args.port)
-        demo_app = _start_demo_app(args.port, demo_credentials)
+        token, sso_credentials, entra_credentials = _prepare_database_and_queues(lines, args.port)
+        from local.seed import ENTRA_APP_PORT, ENTRA_TENANT, SSO_APP_PORT, SSO_TENANT
+
+        demo_apps = [_start_demo_app(args.port, SSO_APP_PORT, SSO_TENANT, sso_credentials),
+                     _start_demo_app(args.port, ENTRA_APP_PORT, ENTRA_TENANT, entra_credentials)]
         lines.append(("local CA", f"{authority.cert_path} (trusted by local runs only)"))
         lines.append(("ops CLI", ".venv/bin/python -m shared.cli --help"))
         _print_summary(lines)
@@ -216,8 +260,11 @@ def main() -> None:
             asyncio.run(host.serve())
     finally:
         dev_settings.unlink(missing_ok=True)
-        if demo_app is not None:
-            demo_app.stop()
+        for demo_app in demo_apps:
+            if demo_app is not None:
+                demo_app.stop()
+        if entra is not None:
+            entra.stop()
         if standin is not None:
             standin.stop()
         if azurite is not None:

@@ -16,6 +16,13 @@ SSO_TENANT = "demo-sso"
 SSO_DOMAIN = "demo-sso.example"
 SSO_ORGANIZATION = "org_demo_sso"
 SSO_APP_PORT = 7090
+ENTRA_TENANT = "demo-entra"
+ENTRA_DOMAIN = "demo-entra.example"
+ENTRA_TENANT_ID = "9e3b0d4a-0000-4000-8000-00000000e17a"  # fixed: the stand-in (in memory) registers it each run
+ENTRA_CLIENT_ID = "5c1e7a2b-0000-4000-8000-0000000c11e7"
+ENTRA_CLIENT_SECRET = "local-only-entra-client-secret"  # noqa: S105 - the stand-in's, never a real one
+ENTRA_APP_PORT = 7092
+ENTRA_USERS = (("alan@demo-entra.example", "Alan", "Turing", ("member",)),)
 # The stand-in's test users of the demo-sso organization (its sign-in page lists them).
 SSO_USERS = (("ada@demo-sso.example", "Ada", "Lovelace", "member"), ("grace@demo-sso.example", "Grace", "Hopper",
                                                                      "admin"))
@@ -75,5 +82,28 @@ def seed_sso_tenant() -> tuple[str, str]:
         except AppNotFound:
             add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=f"http://127.0.0.1:{SSO_APP_PORT}"))
             update_tenant(conn, SSO_TENANT, TenantChanges(default_app=DEMO_APP))
+        app, _, secret, _ = rotate_app_secret(conn, tenant, DEMO_APP, created_by=SEED_ACTOR)
+    return app.client_id, secret
+
+
+def seed_entra_tenant() -> tuple[str, str]:
+    """Create the ``demo-entra`` tenant (signing in directly with Entra ID, users created at first
+    sign-in) and its ``coach`` app on the second demo app, unless they exist; returns the app's client
+    id and a fresh secret."""
+    from shared.tenants.apps import rotate_app_secret
+
+    with db.transaction() as conn:
+        try:
+            tenant = get_tenant(conn, ENTRA_TENANT)
+        except TenantNotFound:
+            tenant = create_tenant(conn, ENTRA_TENANT, TenantChanges(
+                display_name="Demo Entra ID", add_domains=(ENTRA_DOMAIN,), provisioning_channel="sso-jit",
+                sso_provider="entra", entra_tenant_id=ENTRA_TENANT_ID, entra_client_id=ENTRA_CLIENT_ID,
+                support_contact=f"it@{ENTRA_DOMAIN}"))
+        try:
+            get_app(conn, tenant, DEMO_APP)
+        except AppNotFound:
+            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=f"http://127.0.0.1:{ENTRA_APP_PORT}"))
+            update_tenant(conn, ENTRA_TENANT, TenantChanges(default_app=DEMO_APP))
         app, _, secret, _ = rotate_app_secret(conn, tenant, DEMO_APP, created_by=SEED_ACTOR)
     return app.client_id, secret
