@@ -397,8 +397,11 @@ class PostgresScimStorage(ScimStorage):
         user_id = self._sync(user, None)
         document = self._document(user)
         row = self.conn.execute(
+            # One clock reading for both: two clock_timestamp() calls can differ by a microsecond, and a
+            # new resource's lastModified must equal its created.
             "INSERT INTO scim_users (user_id, tenant_id, user_name, user_name_key, external_id, document,"
-            " created, last_modified) VALUES (%s, %s, %s, %s, %s, %s, clock_timestamp(), clock_timestamp())"
+            " created, last_modified) SELECT %s, %s, %s, %s, %s, %s, clock.now, clock.now"
+            " FROM (SELECT clock_timestamp() AS now) AS clock"
             " ON CONFLICT (user_id) DO NOTHING RETURNING version, created, last_modified",
             [user_id, self.tenant.id, user.user_name, user_name_key,
              _key(self.user_model, "externalId", user.external_id), Jsonb(document)]).fetchone()
@@ -505,7 +508,8 @@ class PostgresScimStorage(ScimStorage):
         document.pop("members", None)
         self.conn.execute(
             "INSERT INTO scim_groups (group_id, tenant_id, display_name, display_name_key, external_id, document,"
-            " created, last_modified) VALUES (%s, %s, %s, %s, %s, %s, clock_timestamp(), clock_timestamp())",
+            " created, last_modified) SELECT %s, %s, %s, %s, %s, %s, clock.now, clock.now"
+            " FROM (SELECT clock_timestamp() AS now) AS clock",  # one reading: see the users' insert
             [group_id, self.tenant.id, resource.display_name, key,
              _key(self.group_model, "externalId", resource.external_id), Jsonb(document)])
         self.add_members(group_id, members)
