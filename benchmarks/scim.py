@@ -89,7 +89,7 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _our_server(database_url: str, folder: Path) -> tuple[subprocess.Popen, str, str]:
+def _our_server(database_url: str, storage: str, folder: Path) -> tuple[subprocess.Popen, str, str]:
     from shared import config, db
     from shared.scim.tokens import create_scim_token
     from shared.tenants.registry import TenantChanges, create_tenant
@@ -102,7 +102,8 @@ def _our_server(database_url: str, folder: Path) -> tuple[subprocess.Popen, str,
     db.close_pools()
     env = {name: value for name, value in os.environ.items() if name not in config.SETTINGS}
     env |= {name: setting.default for name, setting in config.SETTINGS.items() if setting.default is not None}
-    env |= {"DATABASE_URL": database_url, "SCIM_CURSOR_SECRET": "bench", "AzureWebJobsStorage": ""}
+    # Storage too: the app's queue triggers (dsync-apply) need it for the host to start.
+    env |= {"DATABASE_URL": database_url, "SCIM_CURSOR_SECRET": "bench", "AzureWebJobsStorage": storage}
     process, origin = start_app(folder, env, ready="/api/scim/v2/bench/ServiceProviderConfig",
                                 headers={"Authorization": f"Bearer {token}"})
     return process, f"{origin}/api/scim/v2/bench", token
@@ -256,7 +257,9 @@ def _lookups_at_scale(server_url: str, folder: Path) -> dict[str, Any]:
 def measure() -> dict[str, Any]:
     import psycopg
 
+    from local.azurite import start_azurite
     from local.postgres import create_database, start_embedded_postgres
+    from shared import config, queues
     from shared.migrations import migrate
 
     with tempfile.TemporaryDirectory() as folder_name:
@@ -266,7 +269,11 @@ def measure() -> dict[str, Any]:
         with psycopg.connect(database_url) as conn:
             migrate(conn)
         durability = _durability(database_url)
-        ours, our_base, our_token = _our_server(database_url, folder)
+        azurite = start_azurite(None)
+        os.environ["AzureWebJobsStorage"] = azurite.connection_string
+        config.reset()
+        queues.ensure_queues()
+        ours, our_base, our_token = _our_server(database_url, azurite.connection_string, folder)
         theirs, their_base = _their_server()
         try:
             our_rates = _drive(our_base, our_token)
@@ -274,6 +281,7 @@ def measure() -> dict[str, Any]:
             their_rates = _drive(their_base, TOKEN)
         finally:
             _stop(ours)
+            azurite.stop()
             _stop(theirs)
         at_scale = _lookups_at_scale(server_url, folder)
     return {
