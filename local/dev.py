@@ -104,18 +104,27 @@ def _start_workos_standin(lines: list[tuple[str, str]]) -> WorkOSStandIn | None:
 ENTRA_STANDIN_PORT = 7082
 
 
+def entra_standin_port(configured: str) -> int | None:
+    """Where the Entra ID stand-in should listen, or None when the settings name another Entra. The
+    production default (the sample's value) means the stand-in too: a local run reaches no Microsoft login."""
+    if not configured or configured.rstrip("/") == config.ENTRA_AUTHORITY_HOST.default:
+        return ENTRA_STANDIN_PORT
+    parts = urlsplit(configured)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    return parts.port or ENTRA_STANDIN_PORT
+
+
 def _start_entra_standin(authority: LocalCA, port: int, lines: list[tuple[str, str]]) -> EntraStandIn | None:
     """The Entra ID stand-in (HTTPS, the local CA) on ENTRA_AUTHORITY_HOST's loopback port, unless the
     settings point elsewhere; it knows the demo-entra tenant's app registration and test user."""
     from local.entra import EntraStandIn
     from local.seed import ENTRA_CLIENT_ID, ENTRA_CLIENT_SECRET, ENTRA_TENANT, ENTRA_TENANT_ID, ENTRA_USERS
 
-    configured = os.environ.get("ENTRA_AUTHORITY_HOST") or ""
-    parts = urlsplit(configured)
-    if configured and parts.hostname not in ("127.0.0.1", "localhost"):
-        lines.append(("entra", f"from ENTRA_AUTHORITY_HOST ({configured})"))
+    standin_port = entra_standin_port(os.environ.get("ENTRA_AUTHORITY_HOST") or "")
+    if standin_port is None:
+        lines.append(("entra", f"from ENTRA_AUTHORITY_HOST ({os.environ['ENTRA_AUTHORITY_HOST']})"))
         return None
-    standin_port = parts.port or ENTRA_STANDIN_PORT
     if port_is_open(standin_port):
         lines.append(("entra", f"port {standin_port} is taken: the Entra ID stand-in is not started"))
         return None
@@ -219,7 +228,8 @@ def main() -> None:
 
     if not args.no_local_settings:
         _ensure_local_settings()
-        config.load_local_settings(PROJECT_ROOT / "local.settings.json")
+        # The sample fills what an older local.settings.json lacks (settings added since it was copied).
+        config.load_local_settings(PROJECT_ROOT / "local.settings.json", PROJECT_ROOT / "local.settings.sample.json")
     # The host resolves %SETTING% expressions from app settings, so every declared default must be
     # one (as in local.settings.sample.json and the Bicep); and this is a local run: the stand-ins
     # live on loopback, over http.

@@ -196,3 +196,13 @@ def test_the_ops_cli_reaches_the_embedded_database_while_make_dev_runs(tmp_path)
         assert (result.returncode, result.stdout.strip()) == (0, "schema is current"), result.stderr
     finally:
         assert _interrupt(process) == 0, log.read_text()
+
+
+@pytest.mark.parametrize(("configured", "expected"), [
+    ("", 7082), ("https://login.microsoftonline.com", 7082),  # the sample's value: a local run has no Microsoft
+    ("https://127.0.0.1:9443", 9443), ("https://login.partner.microsoftonline.cn", None),
+])
+def test_make_dev_starts_the_entra_stand_in_unless_another_entra_is_configured(configured, expected):
+    from local.dev import entra_standin_port
+
+    assert entra_standin_port(configured) == expected
