@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared import db
 from shared.scim.tokens import create_scim_token, revoke_scim_tokens_named
 from shared.tenants.apps import AppNotFound, AppSpec, add_app, get_app
 from shared.tenants.models import TenantNotFound
 from shared.tenants.registry import TenantChanges, create_tenant, get_tenant, update_tenant
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from shared.tenants.models import Tenant
 
 DEMO_TENANT = "demo"
 DSYNC_TENANT = "demo-dsync"
@@ -55,55 +62,47 @@ def seed_dsync_tenant() -> str:
     """Create the ``demo-dsync`` tenant (provisioned by WorkOS Directory Sync, linked to the stand-in's
     organization DSYNC_ORGANIZATION) unless it exists; returns its slug."""
     with db.transaction() as conn:
-        try:
-            get_tenant(conn, DSYNC_TENANT)
-        except TenantNotFound:
-            create_tenant(conn, DSYNC_TENANT, TenantChanges(
-                display_name="Demo Directory Sync", add_domains=(DSYNC_DOMAIN,), provisioning_channel="workos",
-                workos_organization_id=DSYNC_ORGANIZATION, support_contact=f"it@{DSYNC_DOMAIN}"))
+        _tenant(conn, DSYNC_TENANT, TenantChanges(
+            display_name="Demo Directory Sync", add_domains=(DSYNC_DOMAIN,), provisioning_channel="workos",
+            workos_organization_id=DSYNC_ORGANIZATION, support_contact=f"it@{DSYNC_DOMAIN}"))
     return DSYNC_TENANT
 
 
-def seed_sso_tenant() -> tuple[str, str]:
-    """Create the ``demo-sso`` tenant (sign-in through WorkOS, users created at first sign-in) and its
-    ``coach`` app served by the demo app, unless they exist; returns the app's client id and a fresh
-    secret (the older one is revoked)."""
+def _tenant(conn: psycopg.Connection, slug: str, changes: TenantChanges) -> Tenant:
+    """The tenant with this slug, created with these fields when it does not exist yet."""
+    try:
+        return get_tenant(conn, slug)
+    except TenantNotFound:
+        return create_tenant(conn, slug, changes)
+
+
+def _seed_sign_in_demo(slug: str, changes: TenantChanges, app_port: int) -> tuple[str, str]:
+    """A tenant whose ``coach`` app is a demo app on ``app_port``, unless they exist; returns the app's
+    client id and a fresh secret (the older one is revoked)."""
     from shared.tenants.apps import rotate_app_secret
 
     with db.transaction() as conn:
-        try:
-            tenant = get_tenant(conn, SSO_TENANT)
-        except TenantNotFound:
-            tenant = create_tenant(conn, SSO_TENANT, TenantChanges(
-                display_name="Demo Sign-in", add_domains=(SSO_DOMAIN,), provisioning_channel="sso-jit",
-                workos_organization_id=SSO_ORGANIZATION, support_contact=f"it@{SSO_DOMAIN}"))
+        tenant = _tenant(conn, slug, changes)
         try:
             get_app(conn, tenant, DEMO_APP)
         except AppNotFound:
-            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=f"http://127.0.0.1:{SSO_APP_PORT}"))
-            update_tenant(conn, SSO_TENANT, TenantChanges(default_app=DEMO_APP))
+            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=f"http://127.0.0.1:{app_port}"))
+            update_tenant(conn, slug, TenantChanges(default_app=DEMO_APP))
         app, _, secret, _ = rotate_app_secret(conn, tenant, DEMO_APP, created_by=SEED_ACTOR)
     return app.client_id, secret
+
+
+def seed_sso_tenant() -> tuple[str, str]:
+    """``demo-sso``: sign-in through WorkOS, users created at first sign-in; its demo app's credentials."""
+    return _seed_sign_in_demo(SSO_TENANT, TenantChanges(
+        display_name="Demo Sign-in", add_domains=(SSO_DOMAIN,), provisioning_channel="sso-jit",
+        workos_organization_id=SSO_ORGANIZATION, support_contact=f"it@{SSO_DOMAIN}"), SSO_APP_PORT)
 
 
 def seed_entra_tenant() -> tuple[str, str]:
-    """Create the ``demo-entra`` tenant (signing in directly with Entra ID, users created at first
-    sign-in) and its ``coach`` app on the second demo app, unless they exist; returns the app's client
-    id and a fresh secret."""
-    from shared.tenants.apps import rotate_app_secret
-
-    with db.transaction() as conn:
-        try:
-            tenant = get_tenant(conn, ENTRA_TENANT)
-        except TenantNotFound:
-            tenant = create_tenant(conn, ENTRA_TENANT, TenantChanges(
-                display_name="Demo Entra ID", add_domains=(ENTRA_DOMAIN,), provisioning_channel="sso-jit",
-                sso_provider="entra", entra_tenant_id=ENTRA_TENANT_ID, entra_client_id=ENTRA_CLIENT_ID,
-                support_contact=f"it@{ENTRA_DOMAIN}"))
-        try:
-            get_app(conn, tenant, DEMO_APP)
-        except AppNotFound:
-            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=f"http://127.0.0.1:{ENTRA_APP_PORT}"))
-            update_tenant(conn, ENTRA_TENANT, TenantChanges(default_app=DEMO_APP))
-        app, _, secret, _ = rotate_app_secret(conn, tenant, DEMO_APP, created_by=SEED_ACTOR)
-    return app.client_id, secret
+    """``demo-entra``: sign-in directly with Entra ID, users created at first sign-in; its demo app's
+    credentials."""
+    return _seed_sign_in_demo(ENTRA_TENANT, TenantChanges(
+        display_name="Demo Entra ID", add_domains=(ENTRA_DOMAIN,), provisioning_channel="sso-jit",
+        sso_provider="entra", entra_tenant_id=ENTRA_TENANT_ID, entra_client_id=ENTRA_CLIENT_ID,
+        support_contact=f"it@{ENTRA_DOMAIN}"), ENTRA_APP_PORT)

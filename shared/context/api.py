@@ -37,7 +37,7 @@ def _unauthorized() -> ContextResponse:
                            {"WWW-Authenticate": 'Basic realm="context"'})
 
 
-def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     scheme, _, encoded = (authorization or "").partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -60,7 +60,7 @@ def _whole_number(params: dict[str, str], name: str, default: int, low: int, hig
 
 def changes(tenant_slug: str, authorization: str | None, params: dict[str, str]) -> ContextResponse:
     """The tenant's change log after ``after``, for the tenant's own apps."""
-    credentials = _basic_credentials(authorization)
+    credentials = basic_credentials(authorization)
     if credentials is None:
         return _unauthorized()
     try:

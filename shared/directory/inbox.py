@@ -129,21 +129,22 @@ def mark(conn: psycopg.Connection, outcomes: Iterable[Outcome]) -> None:
         [Jsonb([{"id": o.event_id, "status": o.status, "detail": o.detail[:500]} for o in outcomes])])
 
 
-def event_counts(conn: psycopg.Connection, tenant_id: str | None = None) -> dict[str, int]:
-    rows = conn.execute(
-        "SELECT status, count(*) FROM workos_events WHERE (%s::uuid IS NULL OR tenant_id = %s::uuid) GROUP BY status",
-        [tenant_id, tenant_id]).fetchall()
-    return {status: count for status, count in rows}
-
-
-def request_apply(conn: psycopg.Connection, directory_id: str, *, resend_after_seconds: float = 60.0) -> bool:
+def request_apply(conn: psycopg.Connection, tenant_id: str, directory_id: str, organization_id: str | None, *,
+                  resend_after_seconds: float = 60.0) -> bool:
     """Note that the directory has new work; True when a dsync-apply message must be sent: no message
-    is outstanding (an applier cleared the mark when it started), or the last was sent too long ago
-    to trust. Locks the directory's row until commit, so an applier that starts meanwhile waits and
-    then sees this transaction's events."""
+    is outstanding (an applier cleared the mark when it started, or the directory is new here), or
+    the last was sent too long ago to trust. Locks the directory's row until commit, so an applier
+    that starts meanwhile waits and then sees this transaction's events."""
     row = conn.execute(
         "UPDATE workos_directories d SET apply_requested_at = now()"
         " FROM (SELECT id, apply_requested_at AS previous FROM workos_directories WHERE id = %s FOR UPDATE) p"
         " WHERE d.id = p.id RETURNING p.previous IS NULL OR p.previous < now() - make_interval(secs => %s)",
         [directory_id, resend_after_seconds]).fetchone()
-    return row is None or bool(row[0])  # no row yet: the first applier creates it
+    if row is not None:
+        return bool(row[0])
+    # The directory's first event: its row starts with the mark (a concurrent first event may send one
+    # message more, which finds nothing left to do).
+    conn.execute(
+        "INSERT INTO workos_directories (id, tenant_id, organization_id, apply_requested_at)"
+        " VALUES (%s, %s, %s, now()) ON CONFLICT (id) DO NOTHING", [directory_id, tenant_id, organization_id or ""])
+    return True

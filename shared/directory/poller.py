@@ -138,7 +138,8 @@ class _PagesAhead:
 
 
 def _event_id(item: object) -> str:
-    return item.to_dict()["id"] if hasattr(item, "to_dict") else item["id"]  # type: ignore[index]
+    # Every SDK event model carries its id; an unknown variant keeps the raw document.
+    return getattr(item, "id", None) or item.to_dict()["id"]  # type: ignore[attr-defined]
 
 
 def _drain(pending: set[tuple[str, str]], deadline: float, clock: Callable[[], float], report: PollReport,

@@ -89,7 +89,8 @@ def receive(body: bytes, signature: str | None) -> WebhookResponse:
             [recorded] = inbox.record_events(conn, [event], "webhook")
             wanted = recorded.status == "pending" and bool(recorded.tenant_id and recorded.directory_id)
             if wanted and recorded.new:
-                wanted = inbox.request_apply(conn, recorded.directory_id)
+                wanted = inbox.request_apply(conn, recorded.tenant_id, recorded.directory_id,
+                                             event.organization_id)
         if wanted:
             enqueue_directory(recorded.tenant_id, recorded.directory_id, event_id=event.id)
     except Exception:

@@ -60,10 +60,10 @@ def _refused(error: str, message: str, status: int = 400) -> RedeemResponse:
 
 
 def redeem(authorization: str | None, body: bytes, client: str) -> RedeemResponse:
-    from shared.context.api import _basic_credentials
+    from shared.context.api import basic_credentials
     from shared.tenants.apps import authenticate_app
 
-    credentials = _basic_credentials(authorization)
+    credentials = basic_credentials(authorization)
     if credentials is None:
         return _refused("unauthorized", "send the app's client id and secret as HTTP Basic credentials", 401)
     if len(body) > MAX_BODY_BYTES:

@@ -136,3 +136,20 @@ def test_a_body_over_one_mebibyte_is_413_before_its_signature_is_computed(acme):
     response = receive(body, signed(body))
     assert (response.status, response.body["error"]) == (413, "too_large")
     assert _inbox_count() == 0
+
+
+def test_a_burst_of_events_of_one_directory_queues_one_message_until_an_applier_starts(acme):
+    from shared.directory import apply
+
+    tenant, directory = acme
+    for key in ("ann", "bo", "cy"):
+        body = _body(directory.event("dsync.user.created", directory.user(key)))
+        assert receive(body, signed(body)).status == 200
+    assert len(_queued()) == 1  # the first event created the directory's row with its mark
+    with db.transaction() as conn:  # an applier takes the directory: the mark is cleared
+        assert apply.acquire_lease(conn, tenant, directory.id, "applier")
+    body = _body(directory.event("dsync.user.created", directory.user("dee")))
+    receive(body, signed(body))
+    body = _body(directory.event("dsync.user.created", directory.user("eve")))
+    receive(body, signed(body))
+    assert len(_queued()) == 2  # one more for what arrived after the applier started

@@ -215,15 +215,21 @@ def test_the_email_comes_from_email_or_an_email_like_preferred_username(standin,
     assert entra.complete(tenant, flow, response).email == email
 
 
-def test_the_msal_application_is_built_once_per_tenant(standin, tenant_of, monkeypatch):
-    built = []
+@pytest.fixture
+def built(monkeypatch) -> list[str]:
+    """The client ids of the MSAL applications built during the test."""
+    client_ids: list[str] = []
     real = msal.ConfidentialClientApplication
 
     def counting(*args, **kwargs):
-        built.append(kwargs["client_id"])
+        client_ids.append(kwargs["client_id"])
         return real(*args, **kwargs)
 
     monkeypatch.setattr(msal, "ConfidentialClientApplication", counting)
+    return client_ids
+
+
+def test_the_msal_application_is_built_once_per_tenant(standin, tenant_of, built):
     acme, globex = tenant_of("acme"), tenant_of("globex")
 
     for _ in range(3):
@@ -263,15 +269,7 @@ def test_concurrent_first_sign_ins_build_one_application(standin, tenant, monkey
     assert built == [tenant.entra_client_id]
 
 
-def test_a_rotated_secret_builds_the_application_again(standin, tenant, monkeypatch):
-    built = []
-    real = msal.ConfidentialClientApplication
-
-    def counting(*args, **kwargs):
-        built.append(kwargs["client_id"])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(msal, "ConfidentialClientApplication", counting)
+def test_a_rotated_secret_builds_the_application_again(standin, tenant, monkeypatch, built):
     entra.begin(tenant, redirect_uri=REDIRECT_URI, state="state-1")
     standin.register_app(tenant.entra_tenant_id, tenant.entra_client_id, "rotated-secret", [REDIRECT_URI])
     monkeypatch.setenv("SECRET_TENANT_ACME_ENTRA", "rotated-secret")
