@@ -2,9 +2,9 @@
 
 Contract (tests/directory/test_worker.py): a message is ``{"tenant_id", "directory_id"[, "event_id"]}``;
 the worker applies the directory's pending events while holding its lease. When another applier
-holds the lease, the message is sent again with a short delay if its event is still pending (the
-holder may have finished before the event was recorded) and dropped otherwise, so a burst of
-webhooks does not circle in the queue; when the time budget runs out with events left, the
+holds the lease, the message is sent again with a short delay while the directory has pending events
+(the holder may finish before the last of them were recorded, and webhooks send no new message while
+one is outstanding: inbox.request_apply) and dropped otherwise; when the time budget runs out with events left, the
 directory is queued again at once. A malformed message raises, so the host retries it and finally
 moves it to the poison queue.
 """
@@ -23,12 +23,12 @@ BUDGET_SECONDS = 50.0
 BUSY_RETRY_DELAY_SECONDS = 5
 
 
-def _still_pending(tenant_id: str, event_id: str) -> bool:
+def _has_pending(tenant_id: str, directory_id: str) -> bool:
     from shared import db
 
     with db.transaction(tenant_id=tenant_id) as conn:
-        row = conn.execute("SELECT status FROM workos_events WHERE id = %s", [event_id]).fetchone()
-    return row is not None and row[0] == "pending"
+        return conn.execute("SELECT EXISTS (SELECT 1 FROM workos_events WHERE tenant_id = %s AND directory_id = %s"
+                            " AND status = 'pending')", [tenant_id, directory_id]).fetchone()[0]
 
 
 def apply_message(body: str) -> DrainResult:
@@ -43,7 +43,7 @@ def apply_message(body: str) -> DrainResult:
     result = drain_directory(tenant_id, directory_id, budget_seconds=BUDGET_SECONDS)
     if result.more:
         enqueue_directory(tenant_id, directory_id)
-    elif result.busy and (event_id is None or _still_pending(tenant_id, str(event_id))):
+    elif result.busy and _has_pending(tenant_id, directory_id):
         enqueue_directory(tenant_id, directory_id, event_id=event_id, delay_seconds=BUSY_RETRY_DELAY_SECONDS)
     log.info("dsync-apply: directory %s: %d event(s) applied%s", directory_id, result.applied,
              " (lease busy, queued again)" if result.busy else " (more left, queued again)" if result.more else "")

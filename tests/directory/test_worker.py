@@ -58,3 +58,16 @@ def test_while_another_applier_works_a_pending_event_comes_back_later_and_an_app
 def test_a_malformed_message_raises_so_it_ends_in_the_poison_queue(acme, body):
     with pytest.raises(ValueError):
         apply_message(body)
+
+
+def test_while_busy_a_message_whose_event_is_done_still_comes_back_for_later_events(acme):
+    tenant, directory = acme
+    first = directory.event("dsync.user.created", directory.user("ann"))
+    deliver([first, directory.event("dsync.user.created", directory.user("bo"))])  # bo came after
+    with db.transaction() as conn:
+        apply.acquire_lease(conn, tenant, directory.id, "another-instance")
+    with db.transaction(tenant_id=tenant.id) as conn:  # the holder applied ann, then stopped looking
+        conn.execute("UPDATE workos_events SET status = 'applied' WHERE id = %s", [first["id"]])
+    message = {"tenant_id": tenant.id, "directory_id": directory.id, "event_id": first["id"]}
+    assert apply_message(json.dumps(message)).busy
+    assert _in_queue() == 1  # bo is pending and no webhook will send another message
