@@ -8,7 +8,7 @@ NODE_INSTALLED := node_modules/.installed
 TOOLS := .venv-tools
 PIP_COMPILE := $(TOOLS)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: dev services test bench lint requirements clean
+.PHONY: dev services test bench lint teams-package requirements clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed: make PYTHON=python3.11 ...")'
@@ -42,6 +42,11 @@ bench: $(INSTALLED) $(NODE_INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+
+## make teams-package: dist/teams-app.zip, the Teams app that customers' Teams admins upload (bot id, public
+## URL, app id and version from MicrosoftAppId, PUBLIC_BASE_URL, TEAMS_APP_ID, TEAMS_APP_VERSION)
+teams-package: $(INSTALLED)
+	$(BIN)/python -m shared.teams.package --out dist/teams-app.zip
 
 ## make requirements: recompile requirements*.txt (with hashes) from requirements*.in
 requirements:

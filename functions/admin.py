@@ -14,8 +14,10 @@ ADMIN = "{area:regex(^admin$)}"
 def _serve(req: func.HttpRequest, action: str, handler_name: str) -> func.HttpResponse:
     from shared.admin import api
 
-    # Route values win over query parameters of the same name.
+    # Route values win over query parameters of the same name; a JSON body comes as "body".
     params = {**dict(req.params), **dict(req.route_params)}
+    if req.method == "POST":
+        params["body"] = req.get_body().decode("utf-8", errors="replace")
     response = api.handle(
         action, getattr(api, handler_name), authorization=req.headers.get("Authorization"),
         source=api.client_address(req.headers.get("X-Forwarded-For")), params=params)
@@ -45,3 +47,13 @@ def admin_show_user(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=f"{ADMIN}/tenants/{{slug}}/workos-portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def admin_workos_portal(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "tenants.workos-portal", "workos_portal")
+
+
+@bp.route(route=f"{ADMIN}/alerts", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_send_alert(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "alerts.send", "send_alert")
+
+
+@bp.route(route=f"{ADMIN}/alerts/{{slug}}/{{alert_id}}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_show_alert(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "alerts.show", "show_alert")

@@ -29,6 +29,8 @@ from local.tls import local_ca
 from shared import config
 
 if TYPE_CHECKING:
+    from local.botconnector import BotConnectorStandIn
+    from local.chatbot import ChatBackendStandIn
     from local.demo_app import DemoApp
     from local.entra import EntraStandIn
     from local.tls import LocalCA
@@ -142,6 +144,75 @@ def _start_entra_standin(authority: LocalCA, port: int, lines: list[tuple[str, s
     return standin
 
 
+BOT_CONNECTOR_PORT = 7083
+
+
+def bot_connector_port(metadata_url: str, app_id: str) -> int | None:
+    """Where the Bot connector stand-in should listen, or None when the settings name a real bot. An unset
+    bot with the production metadata URL (the sample's values) means the stand-in: no Microsoft locally."""
+    if app_id:
+        return None
+    if not metadata_url or metadata_url == config.BOT_OPENID_METADATA_URL.default:
+        return BOT_CONNECTOR_PORT
+    parts = urlsplit(metadata_url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    return parts.port or BOT_CONNECTOR_PORT
+
+
+def _start_bot_connector(entra: EntraStandIn | None, port: int, lines: list[tuple[str, str]]
+                         ) -> BotConnectorStandIn | None:
+    """The Bot connector stand-in, with the bot registered at the Entra ID stand-in (its token issuer), and
+    the bot's settings pointing at both; unless a real bot is configured."""
+    from local.botconnector import BotConnectorStandIn
+    from local.seed import BOT_APP_ID, BOT_APP_SECRET, BOT_HOME_TENANT_ID
+
+    connector_port = bot_connector_port(os.environ.get("BOT_OPENID_METADATA_URL") or "",
+                                        os.environ.get("MicrosoftAppId") or "")
+    if connector_port is None:
+        lines.append(("teams", "the bot configured in MicrosoftAppId / BOT_OPENID_METADATA_URL"))
+        return None
+    if entra is None:
+        lines.append(("teams", "not started: the bot's tokens come from the Entra ID stand-in, which is not running"))
+        return None
+    if port_is_open(connector_port):
+        lines.append(("teams", f"port {connector_port} is taken: the Bot connector stand-in is not started"))
+        return None
+    entra.register_app(BOT_HOME_TENANT_ID, BOT_APP_ID, BOT_APP_SECRET, [])
+    connector = BotConnectorStandIn(port=connector_port, app_id=BOT_APP_ID, token_jwks=entra.jwks,
+                                    bot_endpoint=f"http://127.0.0.1:{port}/api/messages").start()
+    os.environ.update({
+        "MicrosoftAppType": "SingleTenant", "MicrosoftAppId": BOT_APP_ID, "MicrosoftAppPassword": BOT_APP_SECRET,
+        "MicrosoftAppTenantId": BOT_HOME_TENANT_ID, "BOT_OPENID_METADATA_URL": connector.openid_metadata_url,
+        "TEAMS_SERVICE_URL": connector.service_url,
+    })
+    lines.append(("teams", f"Bot connector stand-in on {connector.base_url} (bot {BOT_APP_ID})"))
+    return connector
+
+
+def _start_chatbot(lines: list[tuple[str, str]]) -> ChatBackendStandIn | None:
+    """The demo tenant's chatbot (its coach instance), unless something already listens on its port."""
+    from local.chatbot import ChatBackendStandIn
+    from local.seed import (
+        CHATBOT_PORT,
+        DEMO_CONNECT_REFERENCE,
+        DEMO_CONNECT_SECRET,
+        DEMO_EMPLOYEES,
+        demo_coach_client_id,
+    )
+
+    if port_is_open(CHATBOT_PORT):
+        lines.append(("chatbot", f"port {CHATBOT_PORT} is taken: the demo chatbot is not started"))
+        return None
+    # The coach app's `connect` secret, as Key Vault would hold it, for this local run.
+    os.environ[config.LOCAL_SECRET_PREFIX + DEMO_CONNECT_REFERENCE.upper().replace("-", "_")] = DEMO_CONNECT_SECRET
+    chatbot = ChatBackendStandIn(client_id=demo_coach_client_id(), secret=DEMO_CONNECT_SECRET,
+                                 port=CHATBOT_PORT).start()
+    lines.append(("chatbot", f"demo coach chatbot on {chatbot.base_url} ('slow' takes 8 s, 'card' adds a card)"))
+    lines.append(("", f"chat in Teams: .venv/bin/python -m local.chat --tenant demo --user {DEMO_EMPLOYEES[0][0]}"))
+    return chatbot
+
+
 def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int
                                  ) -> tuple[str, tuple[str, str], tuple[str, str]]:
     """Migrate, create the queues, seed the demo tenants; returns the SCIM tenant's fresh token and
@@ -247,6 +318,8 @@ def main() -> None:
     started, azurite = _start_services(state, tuple(args.azurite_ports), lines)
     standin = _start_workos_standin(lines)
     entra = _start_entra_standin(authority, args.port, lines)
+    connector = _start_bot_connector(entra, args.port, lines)
+    chatbot: ChatBackendStandIn | None = None
     demo_apps: list[DemoApp | None] = []
     dev_settings = state / "dev-settings.json"
     try:
@@ -256,6 +329,7 @@ def main() -> None:
 
         demo_apps = [_start_demo_app(args.port, SSO_APP_PORT, SSO_TENANT, sso_credentials),
                      _start_demo_app(args.port, ENTRA_APP_PORT, ENTRA_TENANT, entra_credentials)]
+        chatbot = _start_chatbot(lines)
         lines.append(("local CA", f"{authority.cert_path} (trusted by local runs only)"))
         lines.append(("ops CLI", ".venv/bin/python -m shared.cli --help"))
         _print_summary(lines)
@@ -270,9 +344,9 @@ def main() -> None:
             asyncio.run(host.serve())
     finally:
         dev_settings.unlink(missing_ok=True)
-        for demo_app in demo_apps:
-            if demo_app is not None:
-                demo_app.stop()
+        for service in (*demo_apps, chatbot, connector):
+            if service is not None:
+                service.stop()
         if entra is not None:
             entra.stop()
         if standin is not None:

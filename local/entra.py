@@ -31,6 +31,21 @@ What MSAL asks for, and what it gets:
   ``preferred_username``, ``name``, ``given_name``, ``family_name``, ``roles``, ``groups`` -- or, past 200 groups,
   Entra's overage form (``_claim_names``/``_claim_sources`` pointing at Graph, no ``groups``) --, the authorize
   request's ``nonce``, ``iat``/``nbf``/``exp``.
+- ``POST /{tid}/oauth2/v2.0/token``, ``grant_type=client_credentials`` (an app's own token, e.g. a bot's token
+  for the Bot Connector: MSAL's ``acquire_token_for_client``). MSAL posts ``client_id``, ``client_secret`` (or
+  HTTP Basic), ``scope``, ``grant_type`` (and ``client_info=1``, ignored). Uses the same app registrations
+  (``redirect_uris`` may be empty) and the same client checks as above: unknown app in that tenant -> 400
+  ``unauthorized_client`` (AADSTS700016), missing secret -> 401 ``invalid_client`` (AADSTS7000218), wrong secret
+  -> 401 ``invalid_client`` (AADSTS7000215). Then ``scope`` must be present (else 400 ``invalid_request``,
+  AADSTS900144) and be exactly one ``<resource>/.default`` (else 400 ``invalid_scope``, AADSTS70011). Answers 200
+  ``{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token"}`` (no refresh token, no
+  ``scope``): a v1.0 access token, RS256 with the signing key (the JWKS ``kid``), claims ``aud`` the resource (the
+  scope without ``/.default``, e.g. ``https://api.botframework.com``), ``iss`` ``https://sts.windows.net/{tid}/``,
+  ``idp`` the same, ``appid`` and ``azp`` the client id, ``appidacr`` "1", ``idtyp`` "app", ``oid``/``sub`` (the
+  app's service principal: derived from tenant and client id), ``tid``, ``iat``, ``nbf``, ``exp`` (iat + 3599),
+  ``ver`` "1.0". ``token_grants(client_id)`` counts the successful client-credential grants of a client id (all
+  tenants), so tests can assert that an app caches its token; ``mint_access_token`` makes such a token (also
+  expired or badly signed) without a request.
 - ``GET /{tid}/discovery/v2.0/keys`` -> the JWKS (one RSA key; Entra signs every tenant with the same keys).
 
 Errors of the token endpoint and discovery are Entra's JSON: ``error``, ``error_description`` ("AADSTSnnnn: ...",
@@ -80,11 +95,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.serving import ServedOnAThread, serve_in_foreground, write_answer
-from local.tls import LocalCA, local_ca
+from local.tls import LocalCA, local_ca, new_signing_key, signing_key_at
 
 DEFAULT_PORT = 7082
 CODE_LIFETIME_SECONDS = 600.0  # Entra's codes last about ten minutes
 TOKEN_LIFETIME_SECONDS = 3600
+APP_TOKEN_LIFETIME_SECONDS = 3599  # what Entra answers as expires_in for a client-credential token
+DEFAULT_SCOPE_SUFFIX = "/.default"
 GROUPS_CLAIM_LIMIT = 200  # past this many groups a JWT carries the overage claim instead
 GRAPH_ORIGIN = "https://graph.microsoft.com"
 
@@ -162,8 +179,6 @@ def _timestamp(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _new_signing_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _split_list(text: str) -> list[str]:
@@ -194,7 +209,7 @@ class EntraStandIn(ServedOnAThread):
         self.code_lifetime = code_lifetime
         self.clock = clock  # tests move it to expire codes
         self.base_url = f"https://127.0.0.1:{port}" if port else ""
-        self._signing_key = signing_key or _new_signing_key()
+        self._signing_key = signing_key or new_signing_key()
         public_der = self._signing_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.kid = _b64url(hashlib.sha256(public_der).digest())[:27]
@@ -203,6 +218,7 @@ class EntraStandIn(ServedOnAThread):
         self._apps: dict[tuple[str, str], _App] = {}
         self._users: dict[str, dict[str, dict[str, Any]]] = {}  # tid -> lower-case email -> user
         self._grants: dict[str, _Grant] = {}
+        self._client_grants: dict[str, int] = {}  # client id -> successful client-credential grants
         self._log_requests = False
 
     # lifecycle
@@ -329,10 +345,52 @@ class EntraStandIn(ServedOnAThread):
         key = self._untrusted() if untrusted_key else self._signing_key
         return jwt.encode(body, key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
 
+    def mint_access_token(self, tenant_id: str, client_id: str, audience: str, *,
+                          lifetime: int = APP_TOKEN_LIFETIME_SECONDS, claims: Mapping[str, Any] | None = None,
+                          untrusted_key: bool = False) -> str:
+        """An app-only v1.0 access token as the client credentials grant issues it, for ``audience`` (the
+        resource, without ``/.default``); a negative ``lifetime`` makes an expired one. ``claims`` replace
+        claims (None removes one); ``untrusted_key`` signs with a key the JWKS does not publish."""
+        tid, client = tenant_id.lower(), client_id.lower()
+        now = int(self.clock())
+        issuer = f"https://sts.windows.net/{tid}/"
+        principal = str(uuid.uuid5(uuid.NAMESPACE_URL, f"entra-stand-in:service-principal:{tid}:{client}"))
+        body: dict[str, Any] = {
+            "aud": audience,
+            "iss": issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "aio": _b64url(secrets.token_bytes(24)),
+            "appid": client,
+            "appidacr": "1",
+            "azp": client,
+            "idp": issuer,
+            "idtyp": "app",
+            "oid": principal,
+            "rh": _b64url(secrets.token_bytes(16)),
+            "sub": principal,
+            "tid": tid,
+            "uti": _b64url(secrets.token_bytes(16)),
+            "ver": "1.0",
+        }
+        for name, value in (claims or {}).items():
+            if value is None:
+                body.pop(name, None)
+            else:
+                body[name] = value
+        key = self._untrusted() if untrusted_key else self._signing_key
+        return jwt.encode(body, key, algorithm="RS256", headers={"kid": self.kid, "typ": "JWT"})
+
+    def token_grants(self, client_id: str) -> int:
+        """How many client-credential tokens the token endpoint issued to ``client_id`` (in any tenant)."""
+        with self._lock:
+            return self._client_grants.get(client_id.lower(), 0)
+
     def _untrusted(self) -> rsa.RSAPrivateKey:
         with self._lock:
             if self._untrusted_key is None:
-                self._untrusted_key = _new_signing_key()
+                self._untrusted_key = new_signing_key()
             return self._untrusted_key
 
     # request handling
@@ -526,9 +584,27 @@ class EntraStandIn(ServedOnAThread):
         if not grant_type:
             raise _EntraError(400, "invalid_request", 900144,
                               "The request body must contain the following parameter: 'grant_type'.")
-        if grant_type != "authorization_code":
+        if grant_type not in ("authorization_code", "client_credentials"):
             raise _EntraError(400, "unsupported_grant_type", 70003,
                               f"The app requested an unsupported grant type '{grant_type}'.")
+        client_id = self._authenticated_client(tid, headers, form)
+        if grant_type == "client_credentials":
+            return self._client_credentials_grant(tid, client_id, form)
+        code = form.get("code")
+        if not code:
+            raise _EntraError(400, "invalid_request", 900144,
+                              "The request body must contain the following parameter: 'code'.")
+        grant = self._redeem(tid, client_id, code)
+        if form.get("redirect_uri") != grant.redirect_uri:
+            raise _EntraError(400, "invalid_grant", 500112, "The reply address does not match the reply address "
+                              "provided when requesting the authorization code.")
+        if grant.code_challenge and not _pkce_matches(grant, form.get("code_verifier") or ""):
+            raise _EntraError(400, "invalid_grant", 50148, "The code_verifier does not match the code_challenge "
+                              "supplied in the authorization request for PKCE.")
+        return self._token_answer(tid, client_id, grant, form)
+
+    def _authenticated_client(self, tid: str, headers: Mapping[str, str], form: Mapping[str, str]) -> str:
+        """The (lower-case) client id of a registered app of the tenant whose secret was presented."""
         client_id, client_secret = self._client_credentials(headers, form)
         with self._lock:
             app = self._apps.get((tid, client_id))
@@ -542,18 +618,30 @@ class EntraStandIn(ServedOnAThread):
         if not hmac.compare_digest(client_secret.encode(), app.client_secret.encode()):
             raise _EntraError(401, "invalid_client", 7000215,
                               f"Invalid client secret provided for the app '{client_id}'.")
-        code = form.get("code")
-        if not code:
+        return client_id
+
+    def _client_credentials_grant(self, tid: str, client_id: str, form: Mapping[str, str]) -> _Answer:
+        scope = (form.get("scope") or "").strip()
+        if not scope:
             raise _EntraError(400, "invalid_request", 900144,
-                              "The request body must contain the following parameter: 'code'.")
-        grant = self._redeem(tid, client_id, code)
-        if form.get("redirect_uri") != grant.redirect_uri:
-            raise _EntraError(400, "invalid_grant", 500112, "The reply address does not match the reply address "
-                              "provided when requesting the authorization code.")
-        if grant.code_challenge and not _pkce_matches(grant, form.get("code_verifier") or ""):
-            raise _EntraError(400, "invalid_grant", 50148, "The code_verifier does not match the code_challenge "
-                              "supplied in the authorization request for PKCE.")
-        return self._token_answer(tid, client_id, grant, form)
+                              "The request body must contain the following parameter: 'scope'.")
+        scopes = scope.split()
+        resource = scopes[0].removesuffix(DEFAULT_SCOPE_SUFFIX)
+        if len(scopes) != 1 or not scopes[0].endswith(DEFAULT_SCOPE_SUFFIX) or not resource:
+            raise _EntraError(400, "invalid_scope", 70011,
+                              f"The provided request must include a 'scope' input parameter. The provided value for "
+                              f"the input parameter 'scope' is not valid. The scope {scope} is not valid. Client "
+                              f"credential flows must have a scope value with /.default suffixed to the resource "
+                              f"identifier (application ID URI).")
+        token = self.mint_access_token(tid, client_id, resource)
+        with self._lock:
+            self._client_grants[client_id] = self._client_grants.get(client_id, 0) + 1
+        return _json_answer(200, {
+            "token_type": "Bearer",
+            "expires_in": APP_TOKEN_LIFETIME_SECONDS,
+            "ext_expires_in": APP_TOKEN_LIFETIME_SECONDS,
+            "access_token": token,
+        }, {"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @staticmethod
     def _client_credentials(headers: Mapping[str, str], form: Mapping[str, str]) -> tuple[str, str | None]:
@@ -743,6 +831,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as requests' pooled session expects
+    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
+    # client's delayed ACK (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
     timeout = 30  # idle keep-alive connections end instead of holding a thread
 
     def _dispatch(self) -> None:
@@ -768,24 +859,13 @@ class _Handler(BaseHTTPRequestHandler):
 # --- command line ------------------------------------------------------------------------------------------
 
 
-def _signing_key_at(path: Path) -> rsa.RSAPrivateKey:
-    if path.is_file():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise SystemExit(f"{path} does not hold an RSA private key")
-        return key
-    key = _new_signing_key()
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
-    return key
 
 
 def _serve(args: argparse.Namespace) -> int:
     state: Path = args.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     standin = EntraStandIn(local_ca(state / "ca"), port=args.port,
-                           signing_key=_signing_key_at(state / "entra-signing-key.pem"))
+                           signing_key=signing_key_at(state / "entra-signing-key.pem"))
     standin._log_requests = args.verbose
     for spec in args.app:
         tid, client_id, secret, *redirect_uris = spec.split(",")
@@ -801,8 +881,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--state-dir", type=Path, default=Path(".local"),
                        help="where the local CA and the signing key are kept (default .local)")
-    serve.add_argument("--app", action="append", default=[], metavar="TID,CLIENT_ID,SECRET,REDIRECT_URI[,...]",
-                       help="register an app at start (repeatable); POST /_standin/apps does it later")
+    serve.add_argument("--app", action="append", default=[], metavar="TID,CLIENT_ID,SECRET[,REDIRECT_URI,...]",
+                       help="register an app at start (repeatable; a bot app has no redirect URI); "
+                            "POST /_standin/apps does it later")
     serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
     serve.set_defaults(run=_serve)
     return parser

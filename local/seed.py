@@ -34,7 +34,17 @@ ENTRA_USERS = (("alan@demo-entra.example", "Alan", "Turing", ("member",)),)
 SSO_USERS = (("ada@demo-sso.example", "Ada", "Lovelace", "member"), ("grace@demo-sso.example", "Grace", "Hopper",
                                                                      "admin"))
 DEMO_APP = "coach"
-DEMO_APP_URL = "http://127.0.0.1:7090"
+# The demo tenant's coach instance is the chatbot stand-in (local/chatbot.py): Teams chat is relayed there.
+CHATBOT_PORT = 7091
+DEMO_APP_URL = f"http://127.0.0.1:{CHATBOT_PORT}"
+DEMO_TEAMS_TENANT_ID = "d3e0d3e0-0000-4000-8000-00000000de70"  # the demo tenant's Microsoft 365 tenant
+DEMO_CONNECT_REFERENCE = "demo-coach-connect"  # the coach app's `connect` outbound secret (SECRET_DEMO_COACH_CONNECT)
+DEMO_CONNECT_SECRET = "local-only-chat-secret"  # noqa: S105 - the chatbot stand-in's, never a real one
+DEMO_EMPLOYEES = (("alex@demo.example", "Alex", "Example"),)
+# The bot's own identity in local runs: an app registration in a home tenant of the Entra ID stand-in.
+BOT_APP_ID = "b0700000-0000-4000-8000-0000000de7b0"
+BOT_HOME_TENANT_ID = "b0700000-0000-4000-8000-00000000a0e7"
+BOT_APP_SECRET = "local-only-bot-secret"  # noqa: S105 - the Entra ID stand-in's, never a real one
 SEED_ACTOR = "make dev"
 
 
@@ -51,11 +61,43 @@ def seed_demo_tenant() -> str:
         try:
             get_app(conn, tenant, DEMO_APP)
         except AppNotFound:
-            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=DEMO_APP_URL))
+            add_app(conn, tenant, DEMO_APP, AppSpec(kind="instance", base_url=DEMO_APP_URL,
+                                                   outbound_secret_refs={"connect": DEMO_CONNECT_REFERENCE}))
             tenant = update_tenant(conn, DEMO_TENANT, TenantChanges(default_app=DEMO_APP))
+        _seed_teams(conn, tenant)
         revoke_scim_tokens_named(conn, tenant, SEED_ACTOR)
         _, token = create_scim_token(conn, tenant, SEED_ACTOR, created_by=SEED_ACTOR)
     return token
+
+
+def _seed_teams(conn: psycopg.Connection, tenant: Tenant) -> None:
+    """Teams for the demo tenant: its Microsoft 365 tenant id, the coach app as the chatbot stand-in (an
+    older .local seeded it elsewhere), and one employee to chat as."""
+    from psycopg.types.json import Jsonb
+
+    from shared.identity import store
+    from shared.identity.models import Actor, ActorKind, Channel, PersonClaims, UserNotFound
+
+    if tenant.teams_tenant_id is None:
+        tenant = update_tenant(conn, tenant.slug, TenantChanges(teams_tenant_id=DEMO_TEAMS_TENANT_ID))
+    conn.execute("UPDATE apps SET base_url = %s, outbound_secret_refs = outbound_secret_refs || %s"
+                 " WHERE tenant_id = %s AND name = %s", [DEMO_APP_URL, Jsonb({"connect": DEMO_CONNECT_REFERENCE}),
+                                                         tenant.id, DEMO_APP])
+    for email, given_name, family_name in DEMO_EMPLOYEES:
+        try:
+            store.find_user(conn, tenant, email)
+            continue
+        except UserNotFound:
+            pass
+        store.sync_person(conn, tenant, PersonClaims(
+            channel=Channel.SCIM, issuer="scim", external_id=None, email=email, given_name=given_name,
+            family_name=family_name, display_name=f"{given_name} {family_name}", active=True),
+            Actor(ActorKind.SYSTEM, SEED_ACTOR))
+
+
+def demo_coach_client_id() -> str:
+    with db.transaction() as conn:
+        return get_app(conn, get_tenant(conn, DEMO_TENANT), DEMO_APP).client_id
 
 
 def seed_dsync_tenant() -> str:

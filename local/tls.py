@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 LOCAL_HOST_NAMES = ("127.0.0.1", "localhost", "::1")
 
@@ -62,3 +64,23 @@ def local_ca(directory: Path) -> LocalCA:
     public_roots = Path(certifi.where()).read_bytes()
     authority.bundle_path.write_bytes(public_roots.rstrip(b"\n") + b"\n" + ca.cert_pem.bytes())
     return authority
+
+
+def new_signing_key() -> rsa.RSAPrivateKey:
+    """An RSA key for a stand-in to sign tokens with (RS256)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def signing_key_at(path: Path) -> rsa.RSAPrivateKey:
+    """The signing key kept in ``path`` (made on first use, readable by its owner only), so that a
+    restarted stand-in signs with the key its clients cached."""
+    if path.is_file():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise SystemExit(f"{path} does not hold an RSA private key")
+        return key
+    key = new_signing_key()
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    return key

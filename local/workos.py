@@ -1210,6 +1210,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled client expects
+    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
+    # client's delayed ACK (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -287,6 +287,69 @@ DSYNC_EVENT_RETENTION_DAYS = _declare(
     "DSYNC_EVENT_RETENTION_DAYS", _positive_int, "days applied Directory Sync events stay in the inbox",
     default="30")
 
+# Teams bot. One Azure Bot registration serves every customer tenant (README: "Teams"): its app
+# registration is multi-organization, the Azure Bot resource SingleTenant (or a user-assigned identity).
+BOT_APP_TYPES = ("SingleTenant", "UserAssignedMSI")
+
+
+def _bot_app_type(value: str) -> str:
+    for app_type in BOT_APP_TYPES:
+        if value.lower() == app_type.lower():
+            return app_type
+    raise ValueError(f"must be one of {', '.join(BOT_APP_TYPES)} (multi-tenant registrations are no longer created)")
+
+
+def _version(value: str) -> str:
+    if not re.fullmatch(r"\d{1,4}\.\d{1,4}\.\d{1,4}", value):
+        raise ValueError("must be a version such as 1.0.0")
+    return value
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be a number of at least 0")
+    return number
+
+
+MICROSOFT_APP_TYPE = _declare(
+    "MicrosoftAppType", _bot_app_type, "identity type of the Azure Bot: SingleTenant (app registration "
+    "with a client secret) or UserAssignedMSI", default="SingleTenant")
+MICROSOFT_APP_ID = _declare(
+    "MicrosoftAppId", _uuid, "the bot's Microsoft App ID (the app registration's client id, or the "
+    "managed identity's); empty: the Teams endpoint refuses every request")
+MICROSOFT_APP_PASSWORD = _declare(
+    "MicrosoftAppPassword", _text, "client secret of the bot's app registration (SingleTenant; a Key Vault "
+    "reference in Azure)", secret=True)
+MICROSOFT_APP_TENANT_ID = _declare(
+    "MicrosoftAppTenantId", _uuid, "the bot's home tenant: where its outgoing tokens are issued")
+BOT_OPENID_METADATA_URL = _declare(
+    "BOT_OPENID_METADATA_URL", _https_or_loopback_url, "OpenID metadata of the Bot Framework channel tokens "
+    "(the Bot connector stand-in in local runs)",
+    default="https://login.botframework.com/v1/.well-known/openidconfiguration")
+TEAMS_SERVICE_URL = _declare(
+    "TEAMS_SERVICE_URL", _https_or_loopback_url, "Bot connector service URL used to open a conversation with "
+    "a user who has never written to the bot (others use the URL their messages came from)",
+    default="https://smba.trafficmanager.net/teams/")
+TEAMS_APP_ID = _declare(
+    "TEAMS_APP_ID", _uuid, "id of the Teams app package (manifest id); empty: the bot's app id")
+TEAMS_APP_VERSION = _declare(
+    "TEAMS_APP_VERSION", _version, "version written into the Teams app package", default="1.0.0")
+TEAMS_CHAT_INLINE_SECONDS = _declare(
+    "TEAMS_CHAT_INLINE_SECONDS", _non_negative_float, "how long a chat turn waits for the tenant's chatbot "
+    "before the answer is left to the teams-turns queue (Bot Framework allows 15 s a turn)", default="5")
+TEAMS_CHAT_TIMEOUT_SECONDS = _declare(
+    "TEAMS_CHAT_TIMEOUT_SECONDS", _positive_int, "how long the teams-turns worker waits for the tenant's "
+    "chatbot", default="60")
+TEAMS_SENDS_PER_SECOND = _declare(
+    "TEAMS_SENDS_PER_SECOND", _non_negative_float, "alert messages per second per tenant, across every "
+    "instance (Teams allows an app 50 requests per second per tenant); 0: no pacing", default="40")
+TEAMS_ALERT_BATCH_SIZE = _declare(
+    "TEAMS_ALERT_BATCH_SIZE", _positive_int, "recipients per teams-alerts queue message", default="50")
+TEAMS_RETENTION_DAYS = _declare(
+    "TEAMS_RETENTION_DAYS", _positive_int, "days alerts, their delivery status and chat turn records are kept",
+    default="90")
+
 # Retention (the timer's schedule is resolved by the host from %RETENTION_SCHEDULE%).
 RETENTION_SCHEDULE = _declare(
     "RETENTION_SCHEDULE", _text, "NCRONTAB schedule of the retention timer (seconds first, UTC)",
@@ -496,6 +559,48 @@ def admin_audit_retention_days() -> int:
 
 def secret_cache_seconds() -> int:
     return SECRET_CACHE_SECONDS.required()
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    app_type: str
+    app_id: str
+    password: str | None
+    tenant_id: str | None
+    openid_metadata_url: str
+    authority_host: str
+
+
+def bot() -> BotSettings:
+    """The bot's identity; an empty app id is a configuration error, never anonymous access."""
+    app_type = MICROSOFT_APP_TYPE.required()
+    app_id = MICROSOFT_APP_ID.required()
+    password = MICROSOFT_APP_PASSWORD.optional()
+    tenant_id = MICROSOFT_APP_TENANT_ID.optional()
+    if app_type == "SingleTenant" and (not password or not tenant_id):
+        raise ConfigurationError(
+            "settings MicrosoftAppPassword and MicrosoftAppTenantId are needed when MicrosoftAppType is SingleTenant")
+    return BotSettings(app_type, app_id, password, tenant_id, BOT_OPENID_METADATA_URL.required(),
+                       ENTRA_AUTHORITY_HOST.required())
+
+
+@dataclass(frozen=True)
+class TeamsSettings:
+    service_url: str
+    chat_inline_seconds: float
+    chat_timeout_seconds: int
+    sends_per_second: float
+    alert_batch_size: int
+
+
+def teams() -> TeamsSettings:
+    return TeamsSettings(TEAMS_SERVICE_URL.required(), TEAMS_CHAT_INLINE_SECONDS.required(),
+                         TEAMS_CHAT_TIMEOUT_SECONDS.required(), TEAMS_SENDS_PER_SECOND.required(),
+                         TEAMS_ALERT_BATCH_SIZE.required())
+
+
+def teams_retention_days() -> int:
+    return TEAMS_RETENTION_DAYS.required()
 
 
 # Locally, a secret reference NAME resolves to the environment variable SECRET_<NAME> (upper case,

@@ -46,6 +46,9 @@ RULES: list[PurgeRule] = [
     PurgeRule("sign_in_attempts", "occurred_at", lambda: timedelta(days=config.sign_in_log_retention_days())),
     PurgeRule("login_rate", "window_start", lambda: timedelta(minutes=2)),
     PurgeRule("admin_tokens", "expires_at", lambda: timedelta(0)),
+    # Teams: alerts with their delivery rows (cascade) and slow chat turns, after their retention.
+    PurgeRule("teams_alerts", "created_at", lambda: timedelta(days=config.teams_retention_days())),
+    PurgeRule("teams_turns", "created_at", lambda: timedelta(days=config.teams_retention_days())),
 ]
 
 

@@ -33,6 +33,9 @@ class AdminResponse:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    # Work that must follow the commit (queueing what the transaction recorded); a failure there is a 503
+    # whose message says the request can be sent again.
+    after_commit: Callable[[], None] | None = None
 
 
 class AdminRefusal(Exception):
@@ -65,7 +68,7 @@ def handle(action: str, handler: Handler, *, authorization: str | None, source: 
            params: dict[str, str] | None = None) -> AdminResponse:
     """Authenticate, run the handler, audit; every failure becomes a status and a clear body."""
     params = params or {}
-    target = "/".join(params[name] for name in ("slug", "user_id") if params.get(name)) or None
+    target = "/".join(params[name] for name in ("slug", "user_id", "alert_id") if params.get(name)) or None
     try:
         with db.transaction() as conn:
             principal = keys.authenticate(conn, bearer_token(authorization))
@@ -79,12 +82,20 @@ def handle(action: str, handler: Handler, *, authorization: str | None, source: 
                 return AdminResponse(refusal.status, {"error": refusal.error, "message": str(refusal)})
             record(conn, AuditEntry(principal.label, action, source, "ok", scope=principal.scope,
                                     tenant_id=principal.tenant_id, target=target))
-            return body if isinstance(body, AdminResponse) else AdminResponse(200, body)
+            response = body if isinstance(body, AdminResponse) else AdminResponse(200, body)
     except AdminRefusal as refusal:
         with db.transaction() as conn:
             record(conn, AuditEntry("anonymous", action, source, f"refused {refusal.status}", target=target))
         return AdminResponse(refusal.status, {"error": refusal.error, "message": str(refusal)},
                              {"WWW-Authenticate": 'Bearer realm="admin"'})
+    if response.after_commit is not None:
+        try:
+            response.after_commit()
+        except Exception as error:
+            log.error("admin: %s was recorded but the work after it failed: %s", action, type(error).__name__)
+            return AdminResponse(503, {"error": "unavailable", "message": "the request was recorded but could not be "
+                                       "queued; send the same request again"})
+    return response
 
 
 def _visible_tenant(conn: psycopg.Connection, principal: AdminPrincipal, slug: str) -> registry.Tenant:
@@ -195,3 +206,40 @@ def workos_portal(conn: psycopg.Connection, principal: AdminPrincipal, params: d
         raise AdminRefusal(502, "workos_unavailable", str(error)) from None
     return AdminResponse(302, {"link": link, "intent": intent, "expires_in_seconds": 300},
                          {"Location": link, "Cache-Control": "no-store"})
+
+
+def _json_body(params: dict[str, str]) -> Any:
+    import json
+
+    try:
+        return json.loads(params.get("body") or "")
+    except ValueError:
+        raise AdminRefusal(400, "invalid_json", "the body must be a JSON object") from None
+
+
+def send_alert(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> AdminResponse:
+    """Accept a Teams alert and queue its batches once the transaction has committed (202)."""
+    from shared.teams import alerts
+
+    try:
+        request = alerts.parse_alert(_json_body(params))
+    except alerts.InvalidAlert as error:
+        raise AdminRefusal(400, "invalid_alert", str(error)) from None
+    tenant = _visible_tenant(conn, principal, request.tenant)
+    try:
+        accepted = alerts.accept_alert(conn, tenant, request, created_by=principal.label)
+    except alerts.AlertConflict as error:
+        raise AdminRefusal(409, "alert_conflict", str(error)) from None
+    return AdminResponse(202, accepted.as_dict(), after_commit=lambda: alerts.enqueue_batches(
+        accepted.tenant_id, accepted.alert_id, accepted.pending_batches))
+
+
+def show_alert(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    """Delivery status of an alert: counts by status, unknown recipients and those not reached."""
+    from shared.teams import alerts
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    status = alerts.alert_status(conn, tenant, params.get("alert_id") or "")
+    if status is None:
+        raise AdminRefusal(404, "not_found", f"no alert {params.get('alert_id')!r} in tenant {tenant.slug!r}")
+    return status

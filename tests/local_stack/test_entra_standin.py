@@ -265,7 +265,7 @@ def test_a_code_is_bound_to_its_redirect_uri_app_and_tenant(client, standin, app
 
 def test_other_grants_and_methods_are_refused_as_entra_does(client, standin, app):
     response = client.post(f"/{app['tid']}/oauth2/v2.0/token", data={
-        "grant_type": "client_credentials", "client_id": app["client_id"], "client_secret": SECRET})
+        "grant_type": "password", "client_id": app["client_id"], "client_secret": SECRET})
     assert_entra_error(response, 400, "unsupported_grant_type", 70003)
     assert_entra_error(client.get(f"/{app['tid']}/oauth2/v2.0/token"), 400, "invalid_request", 900561)
 
@@ -331,6 +331,131 @@ def test_an_unsupported_response_type_goes_back_as_an_error(client, standin, app
     answer = client.get(url)
     assert answer.status_code == 302
     assert query_of(answer.headers["Location"])["error"] == "unsupported_response_type"
+
+
+# --- the client credentials grant (an app's own token, e.g. a bot's for the Bot Connector) -----------------
+
+BOT_SCOPE = "https://api.botframework.com/.default"
+
+
+@pytest.fixture
+def bot_app(standin):
+    """A tenant with a registered app without redirect URIs (a bot's registration)."""
+    tid, client_id = str(uuid.uuid4()), str(uuid.uuid4())
+    standin.register_app(tid, client_id, SECRET, [])
+    return {"tid": tid, "client_id": client_id}
+
+
+@pytest.fixture
+def no_ca_bundle_override(monkeypatch):
+    """requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE win over a session's ``verify`` (which is where MSAL puts
+    its ``verify=``): without them, MSAL trusts exactly the bundle it is given."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def confidential_client(ca, standin, bot_app, *, client_id: str | None = None, secret: str = SECRET):
+    import msal
+
+    return msal.ConfidentialClientApplication(
+        client_id or bot_app["client_id"], client_credential=secret,
+        authority=f"{standin.base_url}/{bot_app['tid']}", instance_discovery=False, verify=str(ca.bundle_path))
+
+
+def client_grant(client, bot_app, **overrides):
+    form = {"grant_type": "client_credentials", "client_id": bot_app["client_id"], "client_secret": SECRET,
+            "scope": BOT_SCOPE, **overrides}
+    return client.post(f"/{bot_app['tid']}/oauth2/v2.0/token", data={k: v for k, v in form.items() if v is not None})
+
+
+def test_msal_gets_a_bot_framework_token_that_verifies_against_the_jwks(ca, standin, bot_app, no_ca_bundle_override):
+    result = confidential_client(ca, standin, bot_app).acquire_token_for_client([BOT_SCOPE])
+    assert "access_token" in result, result
+    assert result["token_type"] == "Bearer"
+    assert 3500 < result["expires_in"] <= 3599
+
+    token = result["access_token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "RS256"
+    assert header["kid"] == standin.kid
+    key = next(key for key in jwt.PyJWKSet.from_dict(standin.jwks()).keys if key.key_id == header["kid"])
+    claims = jwt.decode(token, key.key, algorithms=["RS256"], audience="https://api.botframework.com",
+                        issuer=f"https://sts.windows.net/{bot_app['tid']}/")
+    assert claims["appid"] == claims["azp"] == bot_app["client_id"]
+    assert claims["tid"] == bot_app["tid"]
+    assert claims["ver"] == "1.0"
+    assert claims["exp"] - claims["iat"] == 3599
+    assert claims["nbf"] <= claims["iat"]
+    assert standin.token_grants(bot_app["client_id"]) == 1
+
+
+def test_msal_reuses_its_cached_token_for_many_turns(ca, standin, bot_app, no_ca_bundle_override):
+    application = confidential_client(ca, standin, bot_app)
+    tokens = {application.acquire_token_for_client([BOT_SCOPE])["access_token"] for _ in range(5)}
+    assert len(tokens) == 1
+    assert standin.token_grants(bot_app["client_id"]) == 1
+    assert standin.token_grants(str(uuid.uuid4())) == 0
+
+
+def test_any_resource_default_scope_is_its_audience(client, standin, bot_app):
+    response = client_grant(client, bot_app, scope="api://backend-app/.default")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"token_type", "expires_in", "ext_expires_in", "access_token"}
+    assert body["expires_in"] == body["ext_expires_in"] == 3599
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == "api://backend-app"
+
+
+def test_msal_surfaces_the_client_errors(ca, standin, bot_app, no_ca_bundle_override):
+    unknown = str(uuid.uuid4())
+    result = confidential_client(ca, standin, bot_app, client_id=unknown).acquire_token_for_client([BOT_SCOPE])
+    assert result["error"] == "unauthorized_client"
+    assert result["error_codes"] == [700016]
+    assert f"Application with identifier '{unknown}' was not found in the directory" in result["error_description"]
+
+    result = confidential_client(ca, standin, bot_app, secret="wrong").acquire_token_for_client([BOT_SCOPE])
+    assert result["error"] == "invalid_client"
+    assert result["error_codes"] == [7000215]
+
+    result = confidential_client(ca, standin, bot_app).acquire_token_for_client(
+        ["https://api.botframework.com/user.read"])
+    assert result["error"] == "invalid_scope"
+    assert result["error_codes"] == [70011]
+    assert standin.token_grants(bot_app["client_id"]) == 0
+
+
+def test_the_client_credentials_checks_on_the_wire(client, standin, bot_app):
+    assert_entra_error(client_grant(client, bot_app, client_secret="wrong"), 401, "invalid_client", 7000215)
+    assert_entra_error(client_grant(client, bot_app, client_secret=None), 401, "invalid_client", 7000218)
+    other_tenant = {"tid": str(uuid.uuid4()), "client_id": bot_app["client_id"]}
+    standin.register_app(other_tenant["tid"], str(uuid.uuid4()), SECRET, [])
+    assert_entra_error(client_grant(client, other_tenant), 400, "unauthorized_client", 700016)
+    assert_entra_error(client_grant(client, bot_app, scope=None), 400, "invalid_request", 900144)
+    for scope in ("openid", "https://api.botframework.com", "/.default",
+                  f"{BOT_SCOPE} https://graph.microsoft.com/.default"):
+        assert_entra_error(client_grant(client, bot_app, scope=scope), 400, "invalid_scope", 70011)
+    assert standin.token_grants(bot_app["client_id"]) == 0
+
+
+def test_client_credentials_with_http_basic(client, standin, bot_app):
+    response = client.post(f"/{bot_app['tid']}/oauth2/v2.0/token", auth=(bot_app["client_id"], SECRET),
+                           data={"grant_type": "client_credentials", "scope": BOT_SCOPE})
+    assert response.status_code == 200, response.text
+    assert standin.token_grants(bot_app["client_id"].upper()) == 1
+
+
+def test_minted_access_tokens_bend_for_negative_tests(standin, bot_app):
+    keys = jwt.PyJWKSet.from_dict(standin.jwks())
+    expired = standin.mint_access_token(bot_app["tid"], bot_app["client_id"], "https://api.botframework.com",
+                                        lifetime=-60)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        jwt.decode(expired, keys.keys[0].key, algorithms=["RS256"], audience="https://api.botframework.com")
+    forged = standin.mint_access_token(bot_app["tid"], bot_app["client_id"], "https://api.botframework.com",
+                                       untrusted_key=True, claims={"azp": None})
+    assert "azp" not in jwt.decode(forged, options={"verify_signature": False})
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(forged, keys.keys[0].key, algorithms=["RS256"], audience="https://api.botframework.com")
 
 
 # --- another process ---------------------------------------------------------------------------------------

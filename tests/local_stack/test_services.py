@@ -124,11 +124,12 @@ def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path)
     """The demo tenants work as the summary says: an event sent lands, a person signs in to the demo app."""
     state, port, log = tmp_path / "state", free_port(), tmp_path / "dev.log"
     azurite_ports = (free_port(), free_port(), free_port())
-    workos_port, entra_port = free_port(), free_port()
+    workos_port, entra_port, connector_port = free_port(), free_port(), free_port()
     process = _start_dev(state, port, azurite_ports, log, WORKOS_API_KEY="sk_test_local",
                          WORKOS_CLIENT_ID="client_local", WORKOS_WEBHOOK_SECRET="dev-secret",
                          WORKOS_BASE_URL=f"http://127.0.0.1:{workos_port}",
-                         ENTRA_AUTHORITY_HOST=f"https://127.0.0.1:{entra_port}")
+                         ENTRA_AUTHORITY_HOST=f"https://127.0.0.1:{entra_port}",
+                         BOT_OPENID_METADATA_URL=f"http://127.0.0.1:{connector_port}/v1/.well-known/openidconfiguration")
     try:
         wait_until(lambda: _healthy(process, f"http://127.0.0.1:{port}/api/health", log), timeout=120,
                    message="make dev to serve /api/health")
@@ -170,12 +171,22 @@ def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path)
         to_entra = httpx.get(f"http://127.0.0.1:{port}/api/auth/login?tenant=demo-entra", timeout=30)
         assert to_entra.status_code == 302, to_entra.text
         assert to_entra.headers["Location"].startswith(f"https://127.0.0.1:{entra_port}/")
+        # A chat in Teams as the summary prints it: the seeded employee talks to the demo coach.
+        chat = subprocess.run(
+            [PYTHON, "-m", "local.chat", "--tenant", "demo", "--user", "alex@demo.example", "--no-local-settings",
+             "--connector", f"http://127.0.0.1:{connector_port}"],
+            input="How do I prepare for my review?\n/quit\n", cwd=PROJECT_ROOT,
+            env=base_environment() | {"DATABASE_URL": database_url}, capture_output=True, text=True, timeout=120)
+        assert chat.returncode == 0, chat.stdout + chat.stderr
+        assert "coach> Hi Alex!" in chat.stdout, chat.stdout
+        assert "coach> Alex, you said: How do I prepare for my review" in chat.stdout, chat.stdout
     finally:
         code = _interrupt(process)
     assert code == 0, log.read_text()
     assert not port_is_open(port)
     assert not port_is_open(workos_port)
     assert not port_is_open(entra_port)
+    assert not port_is_open(connector_port)
     assert not any(port_is_open(azurite_port) for azurite_port in azurite_ports)
     assert not (state / "postgres" / "postmaster.pid").exists()
     assert not (state / "dev-settings.json").exists()
