@@ -6,8 +6,9 @@ Contract (tests/teams/test_delivery.py):
 - the worker claims the batch's ``pending`` rows (and ``sending`` rows whose claim expired: a worker that
   died) with one conditional update, so two workers never send to the same recipient at once; rows another
   worker still holds make the message come back after the claim ends;
-- each recipient gets an Adaptive Card through their stored conversation or, without one, a 1:1 conversation
-  opened with their Entra object id and the tenant id (the app must be installed for them); the status is
+- each recipient gets an Adaptive Card through their stored conversation or, without one (or when Teams
+  answers 404 for it), a 1:1 conversation opened with their Entra object id and the tenant id (the app must
+  be installed for them); the status is
   recorded ``sent`` (with Teams' activity id) right after Teams accepted the send, so a redelivered batch
   sends nothing twice. The crash window that remains: a worker that dies after Teams accepted a send and
   before its record commits sends that one message again once the claim expires;
@@ -187,22 +188,27 @@ async def _send_one(tenant_id: str, reach: people.Reachability | None, activity:
         return "unreachable", None, "not an active user any more"
     if reach.reference is not None and not reach.installed:
         return "unreachable", None, "the user uninstalled the app"
-    reference = reach.reference
+    can_open = bool(reach.aad_object_id and reach.teams_tenant_id)
     try:
-        if reference is None:
-            if not reach.aad_object_id or not reach.teams_tenant_id:
-                return "unreachable", None, ("no Teams identity: the user never wrote to the bot and has no Entra "
-                                             "object id (or the tenant no Teams tenant id)")
-            reference = await _with_retries(lambda: open_conversation(service_url, reach.teams_tenant_id,
-                                                                      reach.aad_object_id))
-            await _remember_opened(tenant_id, reach, reference)
-        sent_reference = reference
-        activity_id = await _with_retries(lambda: send_proactive(sent_reference, activity))
+        if reach.reference is not None:
+            stored = reach.reference
+            try:
+                return "sent", await _with_retries(lambda: send_proactive(stored, activity)), None
+            except SendFailed as failure:
+                if failure.status != 404 or not can_open:
+                    raise
+                # The stored conversation is gone: open a new one below.
+        if not can_open:
+            return "unreachable", None, ("no Teams identity: the user never wrote to the bot and has no Entra "
+                                         "object id (or the tenant no Teams tenant id)")
+        opened = await _with_retries(lambda: open_conversation(service_url, reach.teams_tenant_id or "",
+                                                               reach.aad_object_id or ""))
+        await _remember_opened(tenant_id, reach, opened)
+        return "sent", await _with_retries(lambda: send_proactive(opened, activity)), None
     except SendFailed as failure:
         status = "unreachable" if failure.status in UNREACHABLE else "failed"
         detail = "the app is not installed for the user in Teams" if failure.status == 403 else str(failure)
         return status, None, detail[:500]
-    return "sent", activity_id, None
 
 
 async def _remember_opened(tenant_id: str, reach: people.Reachability, reference: dict[str, Any]) -> None:
@@ -257,7 +263,11 @@ async def deliver_batch(tenant_id: str, alert_id: str, batch: int) -> BatchResul
             result.statuses[user_id] = status
             setattr(result, status, getattr(result, status) + 1)
 
-    await asyncio.gather(*(one(user_id) for user_id in claimed))
+    outcomes = await asyncio.gather(*(one(user_id) for user_id in claimed), return_exceptions=True)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    if errors:  # unexpected (the database, say): give the rest back and let the host retry the message
+        await _release(tenant_id, alert_id, sorted(remaining))
+        raise errors[0]
     if remaining:
         result.deferred = len(remaining)
         await _release(tenant_id, alert_id, sorted(remaining))

@@ -2,7 +2,7 @@
 
 Contract (tests/teams/test_turns.py):
 - ``hand_over`` records the turn (``queued``) and puts the request on the queue; a turn already recorded is
-  not queued twice;
+  not queued twice; when the queue cannot be reached the record is removed again and the error raised;
 - the worker asks the chatbot again with the same ``turn_id`` (an instance answers a repeated turn id with
   its first answer) and ``TEAMS_CHAT_TIMEOUT_SECONDS`` to answer, posts the answer in the user's stored
   conversation and records the turn ``answered`` right after Teams accepted it; a chatbot error or timeout
@@ -34,7 +34,14 @@ async def hand_over(request: chat.ChatRequest) -> bool:
             [request.tenant_id, request.turn_id, request.user_id])
         created = await cursor.fetchone() is not None
     if created:
-        await asyncio.to_thread(queues.send_json, config.queues().teams_turns, request.as_message())
+        try:
+            await asyncio.to_thread(queues.send_json, config.queues().teams_turns, request.as_message())
+        except Exception:
+            # Not queued: forget the turn, so that Teams' retry of this message hands it over again.
+            async with db.async_transaction(tenant_id=request.tenant_id) as conn:
+                await conn.execute("DELETE FROM teams_turns WHERE tenant_id = %s AND turn_id = %s",
+                                   [request.tenant_id, request.turn_id])
+            raise
     return created
 
 

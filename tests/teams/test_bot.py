@@ -193,3 +193,24 @@ def test_a_queued_turn_the_chatbot_never_answers_ends_with_a_friendly_message(ch
     assert answer["text"].startswith("Sorry, I can't answer right now")
     with db.transaction(tenant_id=acme.id) as conn:
         assert conn.execute("SELECT status, detail FROM teams_turns").fetchone() == ("failed", "no answer within 1 s")
+
+
+def test_a_turn_that_cannot_be_queued_is_forgotten_so_a_retry_queues_it(chatbot, bot, ann, acme, teams_queues,
+                                                                      monkeypatch):
+    from shared import config, queues
+
+    monkeypatch.setenv("TEAMS_CHAT_INLINE_SECONDS", "0.2")
+    chatbot.delay = 1.0
+    activity = bot.message_activity(TEAMS_TENANT_ID, ann[1], "hello")
+    real_send = queues.send_json
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("storage is down")
+
+    monkeypatch.setattr(queues, "send_json", unreachable)
+    assert post_activity(activity, bot.channel_token()).status == 200  # the adapter tells the user it failed
+    with db.transaction(tenant_id=acme.id) as conn:
+        assert conn.execute("SELECT count(*) FROM teams_turns").fetchone()[0] == 0
+    monkeypatch.setattr(queues, "send_json", real_send)
+    assert post_activity(activity, bot.channel_token()).status == 200  # Teams delivers the message again
+    assert len(drain_queue(config.queues().teams_turns)) == 1

@@ -218,3 +218,16 @@ def test_the_admin_api_names_bad_fields_and_hides_other_tenants(acme, make_tenan
     assert hidden.status == 404
     assert call("alerts.send", "send_alert", key, body="not json").status == 400
     assert other.slug == "other"
+
+
+def test_a_stored_conversation_teams_no_longer_knows_is_replaced_by_a_new_one(bot, acme):
+    person = teams_user(acme, bot, "ann@acme.com", talked=True)
+    with db.transaction(tenant_id=acme.id) as conn:
+        conn.execute("UPDATE teams_conversations SET reference = jsonb_set(reference, '{conversation,id}',"
+                     " '\"a:gone\"')")
+    accept(acme, "all")
+    assert run_batch(acme).sent == 1
+    assert len(cards(bot, person[1])) == 1
+    with db.transaction(tenant_id=acme.id) as conn:
+        assert conn.execute("SELECT reference #>> '{conversation,id}' FROM teams_conversations").fetchone()[0] \
+            == bot.conversation_of(TEAMS_TENANT_ID, person[1])
