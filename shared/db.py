@@ -242,16 +242,18 @@ def _rollback(conn: psycopg.Connection) -> None:
 async def async_transaction(
     *, tenant_id: object | None = None, all_tenants: bool = False
 ) -> AsyncIterator[psycopg.AsyncConnection]:
-    """The async twin of ``transaction()``."""
-    import psycopg
-
+    """The async twin of ``transaction()``, in pipeline mode too: a transaction whose results are not
+    read until its end (a recorded send, say) costs one round trip."""
     pool = await async_pool()
     async with pool.connection() as conn:
         await ensure_schema_current_async(conn)
         statement, arguments = _begin(tenant_id, None, all_tenants)
-        await psycopg.AsyncClientCursor(conn).execute(f"BEGIN; {statement}", arguments)
         try:
-            yield conn
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                await conn.execute(statement, arguments)
+                yield conn
+                await conn.execute("COMMIT")
         except BaseException:
             if not conn.closed:
                 try:
@@ -259,7 +261,6 @@ async def async_transaction(
                 except Exception:
                     log.warning("rollback failed; the connection is dropped")
             raise
-        await conn.execute("COMMIT")
 
 
 def connect_direct(*, autocommit: bool = False) -> psycopg.Connection:

@@ -111,25 +111,32 @@ def bot(connector, bot_entra, monkeypatch, database, acme):
     chat.reset()
 
 
-def post_activity(activity: dict, token: str | None, *, raw: bytes | None = None):
-    """Run one request through the transport-free endpoint, as the HTTP function does."""
+def run_async(awaitable):
+    """asyncio.run, closing the loop's database pool before the loop ends (production has one loop for
+    the process; each test run of a coroutine has its own, and its connections must not linger)."""
     import asyncio
-    import json
 
     from shared import db
-    from shared.teams.endpoint import receive
 
     async def run():
         try:
-            return await receive(raw if raw is not None else json.dumps(activity).encode(),
-                                 None if token is None else f"Bearer {token}")
+            return await awaitable
         finally:
-            for loop, pool in list(db._async_pools.items()):  # this loop's pool ends with it
-                if loop is asyncio.get_running_loop():
-                    await pool.close()
-                    db._async_pools.pop(loop, None)
+            pool = db._async_pools.pop(asyncio.get_running_loop(), None)
+            if pool is not None:
+                await pool.close()
 
     return asyncio.run(run())
+
+
+def post_activity(activity: dict, token: str | None, *, raw: bytes | None = None):
+    """Run one request through the transport-free endpoint, as the HTTP function does."""
+    import json
+
+    from shared.teams.endpoint import receive
+
+    return run_async(receive(raw if raw is not None else json.dumps(activity).encode(),
+                             None if token is None else f"Bearer {token}"))
 
 
 @pytest.fixture

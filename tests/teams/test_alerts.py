@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
 from shared import config, db
 from shared.teams import alerts, delivery
-from tests.teams.conftest import add_user, drain_queue
+from tests.teams.conftest import add_user, drain_queue, run_async
 
 
 def request(**fields):
@@ -105,10 +104,10 @@ def test_batches_are_queued_in_bounded_steps(acme, teams_queues, monkeypatch):
     assert [message.get("batch") for message in messages] == [0, 1, None]
     assert messages[2]["enqueue_from"] == 2
     # The continuation queues the next step, and so on: every batch once.
-    asyncio.run(delivery.deliver_message(json.dumps(messages[2])))
+    run_async(delivery.deliver_message(json.dumps(messages[2])))
     messages = drain_queue(queue)
     assert [message.get("batch") for message in messages] == [2, 3, None]
-    asyncio.run(delivery.deliver_message(json.dumps(messages[2])))
+    run_async(delivery.deliver_message(json.dumps(messages[2])))
     assert [message.get("batch") for message in drain_queue(queue)] == [4]
 
 
@@ -118,7 +117,7 @@ def test_slots_are_reserved_one_after_another_across_senders(acme):
         second = await delivery.reserve_slots(acme.id, 10, 20.0)
         return first, second
 
-    first, second = asyncio.run(reserve_twice())
+    first, second = run_async(reserve_twice())
     assert first == pytest.approx(0.0, abs=0.05)
     # The second batch waits for the first one's half second (10 slots at 20 per second).
     assert second == pytest.approx(0.5, abs=0.05)

@@ -3,13 +3,11 @@ the teams-turns queue and delivered proactively, friendly failures."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from shared import db
 from shared.teams import turns
-from tests.teams.conftest import TEAMS_TENANT_ID, add_user, drain_queue, post_activity
+from tests.teams.conftest import TEAMS_TENANT_ID, add_user, drain_queue, post_activity, run_async
 
 CONNECT_SECRET = "connect-secret-for-tests"
 
@@ -131,7 +129,7 @@ def test_a_slow_answer_goes_through_the_queue_and_arrives_proactively(chatbot, b
 
     import json
 
-    assert asyncio.run(turns.answer_message(json.dumps(queued))) == "answered"
+    assert run_async(turns.answer_message(json.dumps(queued))) == "answered"
     [answer] = messages(bot, conversation)
     assert "a hard question" in answer["text"]
     # The instance saw the turn twice (inline, then from the queue) with the same turn id, and worked once.
@@ -139,7 +137,7 @@ def test_a_slow_answer_goes_through_the_queue_and_arrives_proactively(chatbot, b
     assert first["turn_id"] == second["turn_id"]
     assert chatbot.turns_answered == 1
     # A redelivered message sends nothing again.
-    assert asyncio.run(turns.answer_message(json.dumps(queued))) == "skipped"
+    assert run_async(turns.answer_message(json.dumps(queued))) == "skipped"
     assert len(messages(bot, conversation)) == 1
     with db.transaction(tenant_id=acme.id) as conn:
         assert conn.execute("SELECT status FROM teams_turns").fetchone()[0] == "answered"
@@ -155,7 +153,7 @@ def test_a_queued_turn_whose_chatbot_fails_tells_the_user(chatbot, bot, ann, acm
     _, conversation = say(bot, ann[1], "a hard question")
     [queued] = drain_queue(config.queues().teams_turns)
     chatbot.fail_next(503)
-    assert asyncio.run(turns.answer_message(json.dumps(queued))) == "failed"
+    assert run_async(turns.answer_message(json.dumps(queued))) == "failed"
     [answer] = messages(bot, conversation)
     assert answer["text"].startswith("Sorry, I can't answer right now")
 
@@ -188,7 +186,7 @@ def test_a_queued_turn_the_chatbot_never_answers_ends_with_a_friendly_message(ch
     chatbot.delay = 3.0
     _, conversation = say(bot, ann[1], "a hard question")
     [queued] = drain_queue(config.queues().teams_turns)
-    assert asyncio.run(turns.answer_message(json.dumps(queued))) == "failed"
+    assert run_async(turns.answer_message(json.dumps(queued))) == "failed"
     [answer] = messages(bot, conversation)
     assert answer["text"].startswith("Sorry, I can't answer right now")
     with db.transaction(tenant_id=acme.id) as conn:

@@ -3,7 +3,6 @@ that send nothing twice, unreachable recipients reported, and the admin API in f
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -12,7 +11,7 @@ from shared import config, db
 from shared.admin import api as admin_api
 from shared.admin import keys
 from shared.teams import alerts, delivery
-from tests.teams.conftest import TEAMS_TENANT_ID, add_user, drain_queue, new_object_id, post_activity
+from tests.teams.conftest import TEAMS_TENANT_ID, add_user, drain_queue, new_object_id, post_activity, run_async
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +40,7 @@ def accept(acme, recipients, alert_id="a-1", **fields):
 
 
 def run_batch(acme, batch=0, alert_id="a-1"):
-    async def run():
-        try:
-            return await delivery.deliver_batch(acme.id, alert_id, batch)
-        finally:
-            await (await db.async_pool()).close()
-            db._async_pools.pop(asyncio.get_running_loop(), None)
-
-    return asyncio.run(run())
+    return run_async(delivery.deliver_batch(acme.id, alert_id, batch))
 
 
 def cards(connector, object_id):
@@ -112,7 +104,7 @@ def test_persistent_refusals_release_the_batch_for_later_and_send_nothing_twice(
     assert drain_queue(config.queues().teams_alerts) == []
     requeued = {"tenant_id": acme.id, "alert_id": "a-1", "batch": 0}
     bot.clear_faults()
-    assert asyncio.run(delivery.deliver_message(json.dumps(requeued))).sent == 3
+    assert run_async(delivery.deliver_message(json.dumps(requeued))).sent == 3
     assert all(len(cards(bot, object_id)) == 1 for _, object_id in people)
 
 
@@ -191,7 +183,7 @@ def test_the_admin_api_accepts_queues_and_reports(bot, acme, admin_key, teams_qu
     assert response.body == {"alert_id": "w48", "recipients": 1, "unknown_recipients": ["zed@acme.com"],
                              "batches": 1, "status": "accepted"}
     [message] = drain_queue(config.queues().teams_alerts)
-    assert asyncio.run(delivery.deliver_message(json.dumps(message))).sent == 1
+    assert run_async(delivery.deliver_message(json.dumps(message))).sent == 1
     assert len(cards(bot, ann[1])) == 1
     again = call("alerts.send", "send_alert", admin_key, body=body)
     assert again.status == 202

@@ -7,7 +7,7 @@ import pytest
 
 from shared import db
 from shared.teams import auth
-from tests.teams.conftest import BOT_APP_ID, TEAMS_TENANT_ID, post_activity
+from tests.teams.conftest import BOT_APP_ID, TEAMS_TENANT_ID, post_activity, run_async
 
 
 def stored_conversations(tenant) -> int:
@@ -62,12 +62,11 @@ def test_every_authentication_failure_is_a_401_that_writes_nothing(bot, ann, acm
 
 @pytest.mark.parametrize("authorization", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer not-a-jwt", "Bearer a.b.c"])
 def test_malformed_credentials_are_401(bot, ann, acme, authorization):
-    import asyncio
     import json
 
     from shared.teams.endpoint import receive
 
-    response = asyncio.run(receive(json.dumps(install(bot, ann[1])).encode(), authorization))
+    response = run_async(receive(json.dumps(install(bot, ann[1])).encode(), authorization))
     assert response.status == 401
     assert bot.sent_count() == 0
 
