@@ -134,7 +134,6 @@ class BotCredentials(AppCredentials):
         self._token: str | None = None
         self._expires_at = 0.0
         self._application: Any = None
-        self.acquisitions = 0
 
     def _msal(self) -> Any:
         if self._application is None:
@@ -165,7 +164,6 @@ class BotCredentials(AppCredentials):
             # MSAL's error and its description name the cause (AADSTS codes), never the secret.
             raise PermissionError(f"the bot could not get a token: {answer.get('error')}: "
                                   f"{answer.get('error_description', '')[:300]}")
-        self.acquisitions += 1
         self._token = answer["access_token"]
         self._expires_at = time.time() + float(answer.get("expires_in", 3599))
 

@@ -29,7 +29,7 @@ import json
 import logging
 import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared import config, db, queues
@@ -64,7 +64,6 @@ class BatchResult:
     failed: int = 0
     deferred: int = 0
     requeued: bool = False
-    statuses: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -260,7 +259,6 @@ async def deliver_batch(tenant_id: str, alert_id: str, batch: int) -> BatchResul
                 return
             await _record(tenant_id, alert_id, user_id, status, activity_id=activity_id, detail=detail)
             remaining.discard(user_id)
-            result.statuses[user_id] = status
             setattr(result, status, getattr(result, status) + 1)
 
     outcomes = await asyncio.gather(*(one(user_id) for user_id in claimed), return_exceptions=True)
