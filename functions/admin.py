@@ -16,7 +16,7 @@ def _serve(req: func.HttpRequest, action: str, handler_name: str) -> func.HttpRe
 
     # Route values win over query parameters of the same name; a JSON body comes as "body".
     params = {**dict(req.params), **dict(req.route_params)}
-    if req.method == "POST":
+    if req.method in ("POST", "PUT"):
         params["body"] = req.get_body().decode("utf-8", errors="replace")
     response = api.handle(
         action, getattr(api, handler_name), authorization=req.headers.get("Authorization"),
@@ -57,3 +57,18 @@ def admin_send_alert(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=f"{ADMIN}/alerts/{{slug}}/{{alert_id}}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def admin_show_alert(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "alerts.show", "show_alert")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/hrms/sync", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_hrms_sync(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "hrms.sync", "hrms_sync")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/hrms/runs", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_hrms_runs(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "hrms.runs", "hrms_runs")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/hrms/mapping", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_hrms_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "hrms.mapping", "hrms_mapping")

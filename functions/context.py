@@ -13,3 +13,11 @@ def context_changes(req: func.HttpRequest) -> func.HttpResponse:
 
     response = changes(req.route_params["tenant"], req.headers.get("Authorization"), dict(req.params))
     return json_response(response.body, status=response.status, headers=response.headers)
+
+
+@bp.route(route="context/{tenant}/users/{user}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def context_user(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.context.api import user_context
+
+    response = user_context(req.route_params["tenant"], req.headers.get("Authorization"), req.route_params["user"])
+    return json_response(response.body, status=response.status, headers=response.headers)

@@ -443,6 +443,72 @@ def cmd_scim_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- commands: HRMS ----------------------------------------------------------------------------------
+
+
+def cmd_hrms_sync(args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.admin.audit import cli_actor
+    from shared.hrms.engine import start_run
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.tenant)
+    run = start_run(tenant.id, "full" if args.full else "incremental", requested_by=cli_actor())
+    with db.transaction() as conn:
+        _audit(conn, "hrms.sync", tenant_id=tenant.id, target=run.id, details={"mode": run.mode})
+    state = "queued" if run.created else f"already {run.status} (one run per tenant at a time)"
+    print(f"{run.mode} sync of {tenant.slug}: run {run.id} {state}")
+    return 0
+
+
+def cmd_hrms_runs(args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.hrms.runs import list_runs
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.tenant)
+        db.use_tenant(conn, tenant.id)
+        rows = [run.as_dict() for run in list_runs(conn, tenant.id, limit=args.limit)]
+    columns = ("run_id", "mode", "status", "queued_at", "duration_seconds", "pages", "seen", "created", "updated",
+               "departed", "unmatched", "errors", "failure_reason")
+    _print_json(rows) if args.json else _print_table(rows, columns)
+    return 0
+
+
+def cmd_hrms_attributes(args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.hrms.mapping import readable_attributes
+    from shared.tenants.models import InvalidValue
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.tenant)
+    if tenant.hrms is None:
+        raise InvalidValue("hrms", f"tenant {tenant.slug!r} has no HRMS settings (tenant update --hrms ...)")
+    names = readable_attributes(tenant.hrms)
+    _print_json(names) if args.json else print("\n".join(names))
+    return 0
+
+
+def cmd_hrms_mapping(args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.hrms.mapping import save_mapping
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.tenant)
+        if args.set or args.remove:
+            current = dict(tenant.hrms.field_mapping) if tenant.hrms else {}
+            current.update(_key_value(args.set, "mapping"))
+            for key in args.remove or ():
+                current.pop(key, None)
+            tenant = save_mapping(conn, tenant, current)
+            _audit(conn, "hrms.mapping", tenant_id=tenant.id, details={"field_mapping": current})
+    mapping = tenant.hrms.field_mapping if tenant.hrms else {}
+    _print_json(mapping) if args.json else _print_table(
+        [{"context_key": key, "source_attribute": value} for key, value in sorted(mapping.items())],
+        ("context_key", "source_attribute"))
+    return 0
+
+
 # --- commands: users -------------------------------------------------------------------------------
 
 
@@ -603,6 +669,22 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--tenant", metavar="SLUG")
     events.add_argument("--limit", type=int, default=50)
 
+    hrms = _group(commands, "hrms", "HRMS sync: runs, history, field mapping")
+    sync = _command(hrms, "sync", cmd_hrms_sync, "queue a sync of a tenant's HRMS now (incremental unless --full)")
+    sync.add_argument("tenant")
+    sync.add_argument("--full", action="store_true", help="read every employee (finds departed ones)")
+    runs = _command(hrms, "runs", cmd_hrms_runs, "a tenant's sync history, newest first", lists=True)
+    runs.add_argument("tenant")
+    runs.add_argument("--limit", type=int, default=20)
+    attributes = _command(hrms, "attributes", cmd_hrms_attributes, "the source attributes the HRMS lets us read",
+                          lists=True)
+    attributes.add_argument("tenant")
+    mapping = _command(hrms, "mapping", cmd_hrms_mapping, "show or change which source attributes feed which "
+                       "context keys (checked against the HRMS)", lists=True)
+    mapping.add_argument("tenant")
+    mapping.add_argument("--set", action="append", metavar="CONTEXT_KEY=SOURCE_ATTRIBUTE")
+    mapping.add_argument("--remove", action="append", metavar="CONTEXT_KEY")
+
     user = _group(commands, "user", "a tenant's users")
     listing = _command(user, "list", cmd_user_list, "list users", lists=True)
     listing.add_argument("tenant")
@@ -616,14 +698,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _refusal_types() -> tuple[type[BaseException], ...]:
     from shared.admin.keys import AdminKeyNotFound
+    from shared.hrms.connectors.base import ConnectorError
+    from shared.http import OutboundError
     from shared.identity.models import IdentityError
     from shared.migrations import MigrationError
     from shared.scim.tokens import ScimTokenNotFound
+    from shared.secrets import SecretError
     from shared.tenants.models import TenantError
     from shared.workos_api import WorkOSUnavailable
 
     refusals: list[type[BaseException]] = [config.ConfigurationError, MigrationError, TenantError, IdentityError,
-                                           AdminKeyNotFound, ScimTokenNotFound, WorkOSUnavailable]
+                                           AdminKeyNotFound, ScimTokenNotFound, WorkOSUnavailable, ConnectorError,
+                                           OutboundError, SecretError]
     try:
         import psycopg
 

@@ -350,6 +350,16 @@ TEAMS_RETENTION_DAYS = _declare(
     "TEAMS_RETENTION_DAYS", _positive_int, "days alerts, their delivery status and chat turn records are kept",
     default="90")
 
+# HRMS read (the timer's schedule is resolved by the host from %HRMS_SCHEDULE_CHECK%).
+HRMS_SCHEDULE_CHECK = _declare(
+    "HRMS_SCHEDULE_CHECK", _text, "NCRONTAB schedule of the timer that queues the HRMS syncs that are due "
+    "(each tenant's own schedule decides when)", default="0 */5 * * * *")
+HRMS_FULL_SYNC_DAYS = _declare(
+    "HRMS_FULL_SYNC_DAYS", _positive_int, "a scheduled sync is a full one (which finds departed employees) when "
+    "the last full one is older than this; the others are incremental where the HRMS allows", default="7")
+HRMS_RUN_RETENTION_DAYS = _declare(
+    "HRMS_RUN_RETENTION_DAYS", _positive_int, "days the history of finished HRMS sync runs is kept", default="400")
+
 # Retention (the timer's schedule is resolved by the host from %RETENTION_SCHEDULE%).
 RETENTION_SCHEDULE = _declare(
     "RETENTION_SCHEDULE", _text, "NCRONTAB schedule of the retention timer (seconds first, UTC)",
@@ -601,6 +611,14 @@ def teams() -> TeamsSettings:
 
 def teams_retention_days() -> int:
     return TEAMS_RETENTION_DAYS.required()
+
+
+def hrms_full_sync_days() -> int:
+    return HRMS_FULL_SYNC_DAYS.required()
+
+
+def hrms_run_retention_days() -> int:
+    return HRMS_RUN_RETENTION_DAYS.required()
 
 
 # Locally, a secret reference NAME resolves to the environment variable SECRET_<NAME> (upper case,

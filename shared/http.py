@@ -176,10 +176,12 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     backoff_base: float = BACKOFF_BASE_SECONDS
     backoff_cap: float = BACKOFF_CAP_SECONDS
+    backoff_minimum: float = 0.0  # a vendor that sends no Retry-After but asks for at least this long
 
     def backoff(self, attempt: int) -> float:
-        """Full jitter: a random wait up to base * 2^(attempt-1), capped."""
-        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1)))
+        """Full jitter: a random wait up to base * 2^(attempt-1), capped, and at least the minimum."""
+        return max(self.backoff_minimum,
+                   random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))))
 
 
 def guarded_httpx_client(service: str, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> httpx.Client:

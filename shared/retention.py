@@ -49,6 +49,9 @@ RULES: list[PurgeRule] = [
     # Teams: alerts with their delivery rows (cascade) and slow chat turns, after their retention.
     PurgeRule("teams_alerts", "created_at", lambda: timedelta(days=config.teams_retention_days())),
     PurgeRule("teams_turns", "created_at", lambda: timedelta(days=config.teams_retention_days())),
+    # HRMS: finished runs after their retention (employee context is kept: departed ones are marked, not deleted).
+    PurgeRule("hrms_runs", "queued_at", lambda: timedelta(days=config.hrms_run_retention_days()),
+              "status IN ('succeeded', 'failed')"),
 ]
 
 

@@ -243,3 +243,52 @@ def show_alert(conn: psycopg.Connection, principal: AdminPrincipal, params: dict
     if status is None:
         raise AdminRefusal(404, "not_found", f"no alert {params.get('alert_id')!r} in tenant {tenant.slug!r}")
     return status
+
+
+def hrms_sync(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> AdminResponse:
+    """Start a sync of the tenant's HRMS now ({"mode": "full"|"incremental"}); 202 with the run."""
+    from shared.hrms import engine
+    from shared.tenants.models import InvalidValue
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    body = _json_body(params) if params.get("body") else {}
+    mode = body.get("mode", "incremental") if isinstance(body, dict) else None
+    if mode not in ("full", "incremental"):
+        raise AdminRefusal(400, "invalid_parameter", 'mode must be "full" or "incremental"')
+    try:
+        run = engine.request(conn, tenant, mode, requested_by=principal.label)
+    except InvalidValue as error:
+        raise AdminRefusal(409, "no_hrms", str(error)) from None
+    return AdminResponse(202 if run.created else 409, {**run.as_dict(), "created": run.created},
+                         after_commit=lambda: engine.queue(run))
+
+
+def hrms_runs(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    from shared.hrms.runs import list_runs
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    db.use_tenant(conn, tenant.id)
+    return {"tenant": tenant.slug, "runs": [run.as_dict() for run in list_runs(conn, tenant.id, limit=_limit(params))]}
+
+
+def hrms_mapping(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    """Replace the tenant's field mapping ({"field_mapping": {context_key: source_attribute}}), checked
+    against the attributes the HRMS lets the credential read."""
+    from shared.hrms.connectors.base import ConnectorError
+    from shared.hrms.mapping import save_mapping
+    from shared.http import OutboundError
+    from shared.secrets import SecretError
+    from shared.tenants.models import InvalidValue
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    body = _json_body(params)
+    if not isinstance(body, dict) or "field_mapping" not in body:
+        raise AdminRefusal(400, "invalid_mapping", 'the body is {"field_mapping": {"context_key": "source attribute"}}')
+    try:
+        saved = save_mapping(conn, tenant, body["field_mapping"])
+    except InvalidValue as error:
+        raise AdminRefusal(400, "invalid_mapping", str(error)) from None
+    except (ConnectorError, OutboundError, SecretError) as error:
+        raise AdminRefusal(502, "hrms_unavailable", f"the HRMS could not be asked what it lets us read: {error}") \
+            from None
+    return {"tenant": tenant.slug, "field_mapping": saved.hrms.field_mapping if saved.hrms else {}}

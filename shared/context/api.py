@@ -4,6 +4,9 @@ Contract (tests/context/test_api.py):
 - an app authenticates with its client id and a live secret, as HTTP Basic credentials
   (``Authorization: Basic base64(client_id:secret)``); they open only their own tenant: a wrong
   secret, another tenant's app or an unknown tenant get the same 401;
+- ``user_context`` returns a user of the tenant, by id or email (404 otherwise), with the HRMS record
+  kept for them (profile, manager, mapped context keys, when it was seen and changed; null before the
+  first sync that matched them) and the time of the tenant's last successful sync;
 - ``changes`` returns the tenant's change log after ``after`` (default 0), in order, at most ``limit``
   (1-1000, default 500) entries, with the number to ask ``after`` next; a malformed parameter is a
   400 naming it.
@@ -58,6 +61,15 @@ def _whole_number(params: dict[str, str], name: str, default: int, low: int, hig
     return int(raw)
 
 
+def _app_of_tenant(conn: Any, credentials: tuple[str, str], tenant_slug: str) -> Any:
+    """The authenticated app when it belongs to this tenant, else None (the same answer for every failure)."""
+    app = authenticate_app(conn, *credentials)
+    if app is None:
+        return None
+    row = conn.execute("SELECT slug FROM tenants WHERE id = %s", [app.tenant_id]).fetchone()
+    return app if row and row[0] == tenant_slug else None
+
+
 def changes(tenant_slug: str, authorization: str | None, params: dict[str, str]) -> ContextResponse:
     """The tenant's change log after ``after``, for the tenant's own apps."""
     credentials = basic_credentials(authorization)
@@ -69,16 +81,45 @@ def changes(tenant_slug: str, authorization: str | None, params: dict[str, str])
     except ValueError as error:
         return ContextResponse(400, {"error": "invalid_parameter", "message": str(error)})
     with db.transaction() as conn:
-        app = authenticate_app(conn, *credentials)
-        tenant_slug_of_app = None
-        if app is not None:
-            row = conn.execute("SELECT slug FROM tenants WHERE id = %s", [app.tenant_id]).fetchone()
-            tenant_slug_of_app = row[0] if row else None
-        if app is None or tenant_slug_of_app != tenant_slug:
+        app = _app_of_tenant(conn, credentials, tenant_slug)
+        if app is None:
             return _unauthorized()
         entries = changes_after(conn, app.tenant_id, after, limit=limit)
     next_after = entries[-1].seq if entries else after
     return ContextResponse(200, {
         "tenant": tenant_slug, "after": after, "changes": [entry.as_dict() for entry in entries],
         "next_after": next_after, "has_more": len(entries) == limit,
+    })
+
+
+def user_context(tenant_slug: str, authorization: str | None, user: str) -> ContextResponse:
+    """A user (by id or email) with what the HRMS says about them, for personalization."""
+    from shared.hrms.store import context_of
+    from shared.identity.models import UserNotFound
+    from shared.identity.store import find_user
+    from shared.tenants.registry import get_tenant_by_id
+
+    credentials = basic_credentials(authorization)
+    if credentials is None:
+        return _unauthorized()
+    with db.transaction() as conn:
+        app = _app_of_tenant(conn, credentials, tenant_slug)
+        if app is None:
+            return _unauthorized()
+        tenant = get_tenant_by_id(conn, app.tenant_id)
+        try:
+            found = find_user(conn, tenant, user)
+        except (UserNotFound, ValueError):
+            return ContextResponse(404, {"error": "not_found",
+                                         "message": f"no user {user!r} in tenant {tenant_slug!r}"})
+        hrms = context_of(conn, tenant.id, found.id)
+        last_sync = conn.execute("SELECT max(finished_at) FROM hrms_runs WHERE tenant_id = %s"
+                                 " AND status = 'succeeded'", [tenant.id]).fetchone()[0]
+    return ContextResponse(200, {
+        "tenant": tenant_slug,
+        "user": {"id": found.id, "email": found.primary_email, "given_name": found.given_name,
+                 "family_name": found.family_name, "display_name": found.display_name,
+                 "status": found.status.value, "roles": list(found.role_slugs)},
+        "hrms": hrms,
+        "last_sync_at": last_sync.isoformat() if last_sync else None,
     })

@@ -160,45 +160,65 @@ def parse_routing_rule(text: str) -> RoutingRule:
     return RoutingRule(match=match, value=value, app=parse_slug(app, "route app"))
 
 
-HRMS_KINDS = ("personio", "bamboohr", "hibob", "merge")
+HRMS_KINDS = ("personio", "personio-v2", "bamboohr", "hibob", "merge")
+_CONTEXT_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
 class HrmsSettings:
-    """Which HRMS a tenant reads, how to reach it, and when (the connectors come with the HRMS issue)."""
+    """Which HRMS a tenant reads, how to reach it, what to keep and when (see shared/hrms/).
+
+    ``credential_ref`` names the Key Vault secret holding the connector's credential (a JSON object whose
+    keys each connector documents); ``field_mapping`` maps context keys to source attribute names (checked
+    against the HRMS when saved: shared.hrms.mapping); ``schedule`` is a six-field NCRONTAB expression;
+    ``pace`` keeps requests under the vendor's documented per-minute limit (on unless turned off)."""
 
     kind: str
     base_url: str
     credential_ref: str
     field_mapping: dict[str, str] = field(default_factory=dict)
     schedule: str = "0 0 2 * * *"
+    pace: bool = True
 
     @classmethod
     def parse(cls, document: dict[str, Any]) -> HrmsSettings:
-        unknown = set(document) - {"kind", "base_url", "credential_ref", "field_mapping", "schedule"}
+        unknown = set(document) - {"kind", "base_url", "credential_ref", "field_mapping", "schedule", "pace"}
         if unknown:
             raise InvalidValue("hrms", f"unknown keys: {', '.join(sorted(unknown))}")
         kind = document.get("kind")
         if kind not in HRMS_KINDS:
             raise InvalidValue("hrms.kind", f"must be one of {', '.join(HRMS_KINDS)}")
-        mapping = document.get("field_mapping") or {}
-        if not isinstance(mapping, dict) or not all(
-                isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()):
-            raise InvalidValue("hrms.field_mapping", "must map context keys to source attribute names")
+        mapping = parse_field_mapping(document.get("field_mapping") or {})
         schedule = str(document.get("schedule") or cls.schedule)
         if len(schedule.split()) != 6:
             raise InvalidValue("hrms.schedule", "must be a six-field NCRONTAB expression (seconds first)")
+        pace = document.get("pace", True)
+        if not isinstance(pace, bool):
+            raise InvalidValue("hrms.pace", "must be true or false")
         return cls(
             kind=kind,
             base_url=parse_url(str(document.get("base_url", "")), "hrms.base_url"),
             credential_ref=parse_secret_reference(str(document.get("credential_ref", "")), "hrms.credential_ref"),
-            field_mapping=dict(mapping),
+            field_mapping=mapping,
             schedule=schedule,
+            pace=pace,
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "base_url": self.base_url, "credential_ref": self.credential_ref,
-                "field_mapping": self.field_mapping, "schedule": self.schedule}
+                "field_mapping": self.field_mapping, "schedule": self.schedule, "pace": self.pace}
+
+
+def parse_field_mapping(mapping: Any) -> dict[str, str]:
+    """Context keys (lowercase letters, digits, underscores) to source attribute names; every bad key named."""
+    if not isinstance(mapping, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) and value for key, value in mapping.items()):
+        raise InvalidValue("hrms.field_mapping", "must map context keys to source attribute names")
+    bad = sorted(key for key in mapping if not _CONTEXT_KEY.fullmatch(key))
+    if bad:
+        raise InvalidValue("hrms.field_mapping", f"context keys must be lowercase letters, digits and underscores, "
+                           f"starting with a letter: {', '.join(repr(key) for key in bad)}")
+    return dict(mapping)
 
 
 @dataclass(frozen=True)
