@@ -6,9 +6,9 @@ import json
 import platform
 import sys
 
-from benchmarks import cold_start, dev_start, directory, identity_store, scim, sso, teams
+from benchmarks import cold_start, dev_start, directory, hrms, identity_store, scim, sso, teams
 
-BENCHMARKS = (cold_start, dev_start, identity_store, scim, directory, sso, teams)
+BENCHMARKS = (cold_start, dev_start, identity_store, scim, directory, sso, teams, hrms)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from local.chatbot import ChatBackendStandIn
     from local.demo_app import DemoApp
     from local.entra import EntraStandIn
+    from local.personio import PersonioStandIn
     from local.tls import LocalCA
     from local.workos import WorkOSStandIn
 
@@ -213,6 +214,41 @@ def _start_chatbot(lines: list[tuple[str, str]]) -> ChatBackendStandIn | None:
     return chatbot
 
 
+def _start_personio(lines: list[tuple[str, str]]) -> PersonioStandIn | None:
+    """The demo tenant's HRMS: the Personio stand-in, its employees matching the demo users, and a first sync."""
+    import json
+
+    from local.hrms_people import Workforce
+    from local.personio import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, PersonioStandIn
+    from local.seed import (
+        DEMO_EMPLOYEES,
+        DEMO_PERSONIO_EMPLOYEES,
+        DEMO_PERSONIO_REFERENCE,
+        DEMO_TENANT,
+        PERSONIO_PORT,
+        seed_demo_hrms,
+    )
+
+    if port_is_open(PERSONIO_PORT):
+        lines.append(("hrms", f"port {PERSONIO_PORT} is taken: the Personio stand-in is not started"))
+        return None
+    workforce = Workforce(DEMO_PERSONIO_EMPLOYEES, domain="demo.example",
+                          emails=[email for email, *_ in DEMO_EMPLOYEES])
+    standin = PersonioStandIn(workforce, port=PERSONIO_PORT).start()
+    os.environ[config.LOCAL_SECRET_PREFIX + DEMO_PERSONIO_REFERENCE.upper().replace("-", "_")] = json.dumps(
+        {"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET})
+    if seed_demo_hrms(standin.base_url):
+        from shared import db
+        from shared.hrms.engine import start_run
+
+        with db.transaction() as conn:
+            tenant_id = conn.execute("SELECT id::text FROM tenants WHERE slug = %s", [DEMO_TENANT]).fetchone()[0]
+        start_run(tenant_id, "full", requested_by="make dev")
+    lines.append(("hrms", f"Personio stand-in on {standin.base_url} ({DEMO_PERSONIO_EMPLOYEES} employees of demo;"
+                          f" python -m shared.cli hrms runs {DEMO_TENANT})"))
+    return standin
+
+
 def _prepare_database_and_queues(lines: list[tuple[str, str]], port: int
                                  ) -> tuple[str, tuple[str, str], tuple[str, str]]:
     """Migrate, create the queues, seed the demo tenants; returns the SCIM tenant's fresh token and
@@ -320,6 +356,7 @@ def main() -> None:
     entra = _start_entra_standin(authority, args.port, lines)
     connector = _start_bot_connector(entra, args.port, lines)
     chatbot: ChatBackendStandIn | None = None
+    personio: PersonioStandIn | None = None
     demo_apps: list[DemoApp | None] = []
     dev_settings = state / "dev-settings.json"
     try:
@@ -330,6 +367,7 @@ def main() -> None:
         demo_apps = [_start_demo_app(args.port, SSO_APP_PORT, SSO_TENANT, sso_credentials),
                      _start_demo_app(args.port, ENTRA_APP_PORT, ENTRA_TENANT, entra_credentials)]
         chatbot = _start_chatbot(lines)
+        personio = _start_personio(lines)
         lines.append(("local CA", f"{authority.cert_path} (trusted by local runs only)"))
         lines.append(("ops CLI", ".venv/bin/python -m shared.cli --help"))
         _print_summary(lines)
@@ -344,7 +382,7 @@ def main() -> None:
             asyncio.run(host.serve())
     finally:
         dev_settings.unlink(missing_ok=True)
-        for service in (*demo_apps, chatbot, connector):
+        for service in (*demo_apps, chatbot, connector, personio):
             if service is not None:
                 service.stop()
         if entra is not None:

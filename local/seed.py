@@ -46,6 +46,11 @@ BOT_APP_ID = "b0700000-0000-4000-8000-0000000de7b0"
 BOT_HOME_TENANT_ID = "b0700000-0000-4000-8000-00000000a0e7"
 BOT_APP_SECRET = "local-only-bot-secret"  # noqa: S105 - the Entra ID stand-in's, never a real one
 SEED_ACTOR = "make dev"
+# The demo tenant's HRMS: the Personio stand-in (local/personio.py), its first employee being Alex.
+PERSONIO_PORT = 7084
+DEMO_PERSONIO_EMPLOYEES = 200
+DEMO_PERSONIO_REFERENCE = "demo-personio"  # SECRET_DEMO_PERSONIO: the stand-in's client credentials
+DEMO_HRMS_MAPPING = {"competencies": "dynamic_1001", "review_rating": "dynamic_1002"}
 
 
 def seed_demo_tenant() -> str:
@@ -148,3 +153,15 @@ def seed_entra_tenant() -> tuple[str, str]:
         display_name="Demo Entra ID", add_domains=(ENTRA_DOMAIN,), provisioning_channel="sso-jit",
         sso_provider="entra", entra_tenant_id=ENTRA_TENANT_ID, entra_client_id=ENTRA_CLIENT_ID,
         support_contact=f"it@{ENTRA_DOMAIN}"), ENTRA_APP_PORT)
+
+
+def seed_demo_hrms(base_url: str) -> bool:
+    """Point the demo tenant at the Personio stand-in; True when it has never synced (a first run is due)."""
+    with db.transaction() as conn:
+        tenant = get_tenant(conn, DEMO_TENANT)
+        update_tenant(conn, DEMO_TENANT, TenantChanges(hrms={
+            "kind": "personio", "base_url": base_url, "credential_ref": DEMO_PERSONIO_REFERENCE,
+            "field_mapping": DEMO_HRMS_MAPPING, "schedule": "0 0 2 * * *"}))
+        db.use_tenant(conn, tenant.id)
+        return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM hrms_runs WHERE tenant_id = %s)",
+                            [tenant.id]).fetchone()[0]

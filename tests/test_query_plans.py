@@ -114,3 +114,17 @@ def test_member_changes_find_users_and_memberships_by_key(populated):
                         {"op": "remove", "path": f'members[value eq "{users[0]["id"]}"]'})
     assert len(recorded) >= 3  # who exists, the insert, the delete
     assert_no_scan("acme", recorded)
+
+
+def test_an_hrms_page_finds_users_by_the_email_index(make_tenant):
+    from shared.hrms import runs, store
+    from shared.hrms.connectors.base import Employee
+
+    tenant = make_tenant("hrmsplan", domains=("hrmsplan.com",))
+    with db.transaction(tenant_id=tenant.id) as conn:
+        run = runs.request_run(conn, tenant.id, "full", requested_by="test")
+    page = [Employee(hrms_id=str(number), email=f"p{number}@hrmsplan.com", first_name="P", last_name="Q")
+            for number in range(3)]
+    with recording("INSERT INTO hrms_employees") as recorded, db.transaction(tenant_id=tenant.id) as conn:
+        store.upsert_page(conn, tenant.id, run.id, page, {})
+    assert_index_backed("hrmsplan", recorded, "primary_email_key")

@@ -15,7 +15,6 @@ Contract (tests/hrms/test_store.py):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,42 +29,39 @@ def mapped_context(employee: Employee, mapping: Mapping[str, str]) -> dict[str, 
     return {key: employee.attributes.get(source) for key, source in mapping.items()}
 
 
-def _row(employee: Employee, mapping: Mapping[str, str]) -> tuple[str, str | None, str, str, str, str]:
-    profile = json.dumps(employee.profile(), separators=(",", ":"), sort_keys=True, default=str)
-    context = json.dumps(mapped_context(employee, mapping), separators=(",", ":"), sort_keys=True, default=str)
-    digest = hashlib.blake2b(f"{profile}\n{context}".encode(), digest_size=16).hexdigest()
+def _row(employee: Employee, mapping: Mapping[str, str]) -> dict[str, Any]:
     status = employee.status if employee.status in ("onboarding", "active", "leave", "inactive") else "active"
-    return employee.hrms_id, employee.email, profile, context, digest, status
+    return {"hrms_id": employee.hrms_id, "email": employee.email, "profile": employee.profile(),
+            "context": mapped_context(employee, mapping), "status": status}
 
 
+# Driven by the page alone: ON CONFLICT finds each known employee by its primary key and users are found
+# by index (primary_email_key: under row-level security lower(primary_email) could not use one), so a page
+# costs the same however many employees the tenant has (no join whose plan depends on statistics of a
+# table the sync itself is filling). One live user per email: users_email_per_tenant is unique.
 _UPSERT = """
-WITH page AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(emails)s::text[], %(profiles)s::jsonb[], %(contexts)s::jsonb[],
-                         %(digests)s::text[], %(statuses)s::text[])
-        AS p(hrms_id, email, profile, context, digest, status)
-), matched AS (
-    SELECT page.*, known.hrms_id IS NULL AS is_new,
-           known.digest IS DISTINCT FROM page.digest OR known.departed_at IS NOT NULL AS is_changed,
-           coalesce(kept.id, (SELECT u.id FROM users u WHERE u.tenant_id = %(tenant)s AND page.email IS NOT NULL
-                              AND lower(u.primary_email) = lower(page.email) AND u.status <> 'deleted'
-                              ORDER BY u.status = 'active' DESC LIMIT 1)) AS user_id
-    FROM page
-    LEFT JOIN hrms_employees known ON known.tenant_id = %(tenant)s AND known.hrms_id = page.hrms_id
-    LEFT JOIN users kept ON kept.id = known.user_id AND kept.status <> 'deleted'
-), written AS (
+WITH written AS (
     INSERT INTO hrms_employees AS e (tenant_id, hrms_id, user_id, email, profile, context, digest, status, seen_run)
-    SELECT %(tenant)s, hrms_id, user_id, email, profile, context, digest, status, %(run)s FROM matched
+    SELECT %(tenant)s, p.hrms_id,
+           (SELECT u.id FROM users u WHERE u.tenant_id = %(tenant)s AND p.email IS NOT NULL
+              AND u.primary_email_key = lower(p.email) AND u.status <> 'deleted' LIMIT 1),
+           p.email, p.profile, p.context, md5(p.profile::text || p.context::text), p.status, %(run)s
+    -- One JSON document per page: arrays of JSON texts would cost an escaping pass per character.
+    FROM jsonb_to_recordset(%(page)s::jsonb) AS p(hrms_id text, email text, profile jsonb, context jsonb,
+                                                   status text)
     ON CONFLICT (tenant_id, hrms_id) DO UPDATE SET
-        seen_at = now(), seen_run = excluded.seen_run, user_id = excluded.user_id,
+        seen_at = now(), seen_run = excluded.seen_run,
+        user_id = coalesce((SELECT u.id FROM users u WHERE u.id = e.user_id AND u.status <> 'deleted'),
+                           excluded.user_id),
         email = excluded.email, profile = excluded.profile, context = excluded.context, digest = excluded.digest,
         status = excluded.status, departed_at = NULL,
-        changed_at = CASE WHEN e.digest IS DISTINCT FROM excluded.digest OR e.departed_at IS NOT NULL THEN now()
-                          ELSE e.changed_at END
-    RETURNING 1
+        changed_at = CASE WHEN e.digest IS DISTINCT FROM excluded.digest OR e.departed_at IS NOT NULL
+                          THEN statement_timestamp() ELSE e.changed_at END
+    RETURNING xmax = 0 AS created, changed_at = statement_timestamp() AS changed, user_id IS NULL AS unmatched
 )
-SELECT (SELECT count(*) FROM written), count(*) FILTER (WHERE is_new),
-       count(*) FILTER (WHERE is_changed AND NOT is_new), count(*) FILTER (WHERE user_id IS NULL)
-FROM matched
+SELECT count(*), count(*) FILTER (WHERE created), count(*) FILTER (WHERE changed AND NOT created),
+       count(*) FILTER (WHERE unmatched)
+FROM written
 """
 
 
@@ -74,10 +70,9 @@ def upsert_page(conn: psycopg.Connection, tenant_id: str, run_id: str, employees
     rows = [_row(employee, mapping) for employee in employees]
     if not rows:
         return {"seen": 0, "created": 0, "updated": 0, "unmatched": 0}
-    ids, emails, profiles, contexts, digests, statuses = (list(column) for column in zip(*rows, strict=True))
-    seen, created, updated, unmatched = conn.execute(_UPSERT, {
-        "tenant": tenant_id, "run": run_id, "ids": ids, "emails": emails, "profiles": profiles,
-        "contexts": contexts, "digests": digests, "statuses": statuses}).fetchone()
+    page = json.dumps(rows, separators=(",", ":"), default=str)
+    seen, created, updated, unmatched = conn.execute(
+        _UPSERT, {"tenant": tenant_id, "run": run_id, "page": page}).fetchone()
     return {"seen": seen, "created": created, "updated": updated, "unmatched": unmatched}
 
 

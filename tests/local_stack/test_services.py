@@ -171,6 +171,16 @@ def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path)
         to_entra = httpx.get(f"http://127.0.0.1:{port}/api/auth/login?tenant=demo-entra", timeout=30)
         assert to_entra.status_code == 302, to_entra.text
         assert to_entra.headers["Location"].startswith(f"https://127.0.0.1:{entra_port}/")
+        # The demo tenant reads the Personio stand-in: the first sync ran, and Alex has HR context.
+        def alex_context() -> tuple | None:
+            with psycopg.connect(database_url) as conn:
+                return conn.execute(
+                    "SELECT e.profile ->> 'job_title', r.status FROM hrms_employees e JOIN users u ON u.id = e.user_id"
+                    " JOIN tenants t ON t.id = e.tenant_id JOIN hrms_runs r ON r.tenant_id = t.id"
+                    " WHERE t.slug = 'demo' AND u.primary_email = 'alex@demo.example' AND r.status = 'succeeded'"
+                ).fetchone()
+
+        assert wait_until(alex_context, timeout=90, message="the demo tenant's first HRMS sync")[0]
         # A chat in Teams as the summary prints it: the seeded employee talks to the demo coach.
         chat = subprocess.run(
             [PYTHON, "-m", "local.chat", "--tenant", "demo", "--user", "alex@demo.example", "--no-local-settings",

@@ -1,0 +1,727 @@
+"""A local stand-in of the BambooHR API (the parts the HRMS connector reads), serving a ``Workforce``.
+
+Shapes, limits and errors follow BambooHR's OpenAPI document (../shared/references/hrms/bamboohr/openapi.yaml,
+2026-04). Standard library HTTP server on 127.0.0.1 (HTTP/1.1 keep-alive), one thread per connection; the
+stand-in answers at its own origin, which plays ``https://{companyDomain}.bamboohr.com``. Paths are also served
+under the legacy gateway prefix ``/api/gateway.php/{companyDomain}/v1/...``, and a trailing ``/`` is ignored.
+
+Authentication: HTTP Basic with the API key as user name and any password. Missing or wrong -> 401 with an empty
+body and ``X-BambooHR-Error-Message`` (BambooHR's error header; most error answers have no body).
+
+Endpoints (GET only):
+
+- ``/api/v1/employees`` (List Employees): ``{"data": [...], "meta": {"total", "page": {"limit", "nextCursor",
+  "prevCursor"}}, "_links": {"self": {"href"}, "next"?: {"href"}, "prev"?: {"href"}}}``. Every record has
+  ``employeeId`` (string), ``firstName``, ``lastName``, ``preferredName``, ``photoUrl``, ``jobTitleName``,
+  ``status`` (Active | Inactive) and ``_restrictedFields``, plus the ``fields=`` (comma list) the spec
+  enumerates (``LIST_OPTIONAL_FIELDS``: workEmail, hireDate, departmentName, locationName, employmentStatusName,
+  reportsToId, reportsToName, ...). Other names, custom fields included, are silently ignored as the spec says,
+  unless the stand-in is made with ``list_custom_fields=True`` (then custom fields and ``supervisorEmail`` come
+  back too: for testing a connector against an API that is more generous than documented).
+  Paging: ``page[limit]`` 1..2500 (default 250; else 400 ``BadRequest``), ``page[after]`` = the last page's
+  ``meta.page.nextCursor``, ``page[before]`` = its ``prevCursor``. Cursors are base64 JSON
+  ``{"cursor": "after-<employeeId>"}`` / ``"before-<employeeId>"`` naming the boundary employee; a malformed
+  cursor, one of the wrong direction, or one whose boundary employee is gone or no longer matches the filter ->
+  400 ``{"error": {"code": "BadPage", "message"}}``. ``nextCursor`` is null when nothing follows (so a page that
+  ends exactly at the last employee has none). Filters (deepObject): ``filter[ids][]=1&filter[ids][]=2`` or
+  ``filter[ids]=1,2``, ``filter[status]=active|inactive``, ``filter[firstName|lastName|jobTitleName]``
+  (case-insensitive substring); a filter on a restricted field excludes every employee. ``sort``: comma list of
+  ``employeeId, firstName, lastName, preferredName, jobTitleName, status``, ``-`` for descending (default
+  ``employeeId``). A bad filter or sort -> 400 ``BadRequest``. Restricted fields are null and listed in
+  ``_restrictedFields``. This endpoint always answers JSON.
+- ``/api/v1/employees/{id}?fields=a,b`` (Get Employee; default ``firstName,lastName``; field aliases or numeric
+  field ids): ``{"id": "123", <each requested readable field>}``; restricted fields are omitted (as BambooHR does)
+  and unknown names ignored; more than 400 fields -> 400; an unknown or departed id -> 404. Id 0 is the API key's
+  own employee (the first one).
+- ``/api/v1/employees/changed?since=<ISO 8601>[&type=inserted|updated|deleted|all]`` -> ``{"latest", "employees":
+  {"<id>": {"id", "action": Inserted | Updated | Deleted, "lastChanged"}}}``: employees whose last change is at or
+  after ``since`` (``Workforce.change`` moves it; ``depart`` and ``hire`` here record Deleted / Inserted);
+  ``latest`` is the newest ``lastChanged`` (null when none). Missing or malformed ``since`` or a bad ``type`` -> 400.
+- ``/api/v1/meta/fields`` -> ``[{"id", "name", "type", "alias"?}]``: standard fields (Get Employee names such as
+  ``department``, ``location``, ``employmentStatus``, ``supervisorEmail``) and the custom fields
+  ``customCompetencies`` (text) and ``customReviewRating`` (int; BambooHR sends its value as a string).
+
+Get Employee, changed and meta/fields answer XML unless ``Accept`` names ``application/json`` (as BambooHR's do).
+Anything else -> 404 (empty body, ``X-BambooHR-Error-Message``); another method -> 405.
+
+Mapping of the workforce: ``status`` Active, except onboarding (a pre-hire) and inactive people, who are Inactive;
+``employmentStatusName`` Full-Time / Part-Time, "Leave of Absence", "Pre-Hire" or "Terminated"; ``reportsToId`` and
+``supervisorEmail`` from the manager; ``customCompetencies`` / ``customReviewRating`` from the custom fields.
+
+Throttling and faults (API calls only, after authentication):
+
+- ``limit_rate(per_minute)``: more than N calls in a sliding minute -> the throttling answer: ``throttle_status``
+  (429, BambooHR's answer since 2026-09-16, or 503 as it answered before) with ``Retry-After`` (whole seconds until
+  the window has room) and ``{"error": {"code": <status>, "message": "Over rate limit, ..."}}``. None lifts it.
+- ``fail_next(status, count=1, retry_after=None, path_contains=None)``: the next ``count`` calls (whose path and
+  query contain ``path_contains``) get ``status`` with BambooHR's body for it: the throttling body for 429 / 503,
+  ``{"error": {"code": "BadRequest", ...}}`` for 400, otherwise an empty body; ``Retry-After`` only when given.
+- ``drop_next(count=1)``: the next ``count`` calls are read and the connection is closed without an answer
+  (BambooHR warns of broken connections with no HTTP response).
+- ``clear_faults()`` forgets pending faults, drops and the rate limit.
+- ``change(indexes)``, ``depart(indexes)``, ``hire(count)`` change the workforce and what ``changed`` reports;
+  ``restricted`` (a set of field names, settable) is what the API key may not read.
+
+Observability: ``requests_log`` ((method, path with query, status) of every API call; 0 for a dropped one) and
+``requests_count``.
+
+Control endpoints (no auth, never faulted, throttled or logged): ``POST /_standin/fail`` {status, count?,
+retry_after?, path_contains?} (``DELETE /_standin/fail``: clear_faults); ``POST /_standin/drop`` {count?};
+``POST /_standin/rate`` {per_minute: n|null}; ``POST /_standin/change`` {indexes}; ``POST /_standin/depart``
+{indexes}; ``POST /_standin/hire`` {count} -> {indexes}; ``POST /_standin/restrict`` {fields: [...]};
+``GET /_standin/requests`` -> {requests: [[method, path, status], ...]}. A malformed body -> 400.
+
+Command line: ``python -m local.bamboohr serve --port 7086 --employees 300 [--domain example.com]
+[--api-key-env BAMBOOHR_STANDIN_API_KEY] [--restricted workEmail,...] [--throttle-status 429|503]
+[--list-custom-fields]``; the API key is read from the environment variable named by ``--api-key-env``
+(``DEFAULT_API_KEY`` when it is unset), never from argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+from xml.etree import ElementTree
+
+from local.hrms_people import TITLES, Person, Workforce
+from local.serving import ServedOnAThread, serve_in_foreground, write_answer
+
+DEFAULT_PORT = 7086
+DEFAULT_API_KEY = "bamboohr-local-api-key"
+DEFAULT_API_KEY_ENV = "BAMBOOHR_STANDIN_API_KEY"
+DEFAULT_PAGE_LIMIT = 250
+MAX_PAGE_LIMIT = 2500
+MAX_GET_FIELDS = 400
+
+# What List Employees always returns, and the optional fields its ``fields`` parameter accepts (the spec's enum).
+LIST_BASE_FIELDS = ("employeeId", "firstName", "lastName", "preferredName", "photoUrl", "jobTitleName", "status")
+LIST_OPTIONAL_FIELDS = (
+    "workEmail", "homeEmail", "bestEmail", "middleName", "workPhone", "workPhoneExtension", "mobilePhone",
+    "homePhone", "skypeUsername", "linkedinUrl", "facebookUrl", "instagramUrl", "twitterUrl", "pinterestUrl",
+    "birthDate", "hireDate", "divisionName", "divisionId", "departmentName", "departmentId", "locationName",
+    "locationId", "jobTitleId", "employmentStatusName", "employmentStatusId", "reportsToName", "reportsToId",
+)
+SORTABLE_FIELDS = ("employeeId", "firstName", "lastName", "preferredName", "jobTitleName", "status")
+CUSTOM_FIELDS = ("customCompetencies", "customReviewRating")
+
+# /api/v1/meta/fields: (id, name, type, alias). Aliases are the names Get Employee answers under.
+META_FIELDS: tuple[tuple[int | str, str, str, str | None], ...] = (
+    (1, "First name", "text", "firstName"), (2, "Last name", "text", "lastName"),
+    (1358, "Preferred name", "text", "preferredName"), (3, "Middle name", "text", "middleName"),
+    (15, "Work email", "email", "workEmail"), (4, "Department", "list", "department"),
+    (5, "Location", "list", "location"), (6, "Division", "list", "division"),
+    (17, "Job title", "list", "jobTitle"), (16, "Employment status", "list", "employmentStatus"),
+    (18, "Hire date", "date", "hireDate"), (19, "Reporting to", "employee", "supervisor"),
+    (4047, "Supervisor email", "email", "supervisorEmail"), (20, "Status", "status", "status"),
+    (21, "Birth date", "date", "birthDate"), (22, "Home email", "email", "homeEmail"),
+    ("4340.4", "Emergency contact: phone", "phone", None),
+    (4001, "Competencies", "text", "customCompetencies"), (4002, "Review rating", "int", "customReviewRating"),
+)
+_FIELD_BY_ID = {str(field_id): alias for field_id, _, _, alias in META_FIELDS if alias}
+
+# Workforce status -> (BambooHR status, employment status id, employment status name).
+_EMPLOYMENT = {
+    "active": ("Active", "1", "Full-Time"),
+    "leave": ("Active", "3", "Leave of Absence"),
+    "onboarding": ("Inactive", "4", "Pre-Hire"),  # a future hire is Inactive until the start date
+    "inactive": ("Inactive", "5", "Terminated"),
+}
+_PART_TIME = ("Active", "2", "Part-Time")
+
+
+def _iso(moment: datetime) -> str:
+    """BambooHR's timestamp form: ``2026-11-27T10:15:00+00:00``."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def _parse_since(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def encode_cursor(direction: str, employee_id: str) -> str:
+    """A List Employees cursor as BambooHR shapes it: base64 of ``{"cursor": "after-<id>"}``."""
+    return base64.b64encode(json.dumps({"cursor": f"{direction}-{employee_id}"}).encode()).decode()
+
+
+def _decode_cursor(value: str) -> tuple[str, str] | None:
+    try:
+        document = json.loads(base64.b64decode(value, validate=True))
+        direction, _, employee_id = document["cursor"].partition("-")
+    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError):
+        return None
+    return (direction, employee_id) if direction in ("after", "before") and employee_id.isdigit() else None
+
+
+# --- answers ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, document: Any, headers: Mapping[str, str] | None = None) -> _Answer:
+    return _Answer(status, json.dumps(document).encode(), "application/json", dict(headers or {}))
+
+
+def _empty(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
+    """Most BambooHR errors: no body, the reason in ``X-BambooHR-Error-Message``."""
+    return _Answer(status, b"", "application/json", {"X-BambooHR-Error-Message": message, **(headers or {})})
+
+
+def _bad_request(code: str, message: str) -> _Answer:
+    """List Employees' 400: ``{"error": {"code": "BadRequest" | "BadPage", "message"}}``."""
+    return _json(400, {"error": {"code": code, "message": message}}, {"X-BambooHR-Error-Message": message})
+
+
+def _throttled(status: int, retry_after: float | None) -> _Answer:
+    seconds = "a moment" if retry_after is None else f"{retry_after:g} seconds"
+    message = f"Over rate limit, please try again in {seconds}"
+    headers = {"X-BambooHR-Error-Message": message}
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
+    return _json(status, {"error": {"code": status, "message": message}}, headers)
+
+
+def _fault_answer(status: int, retry_after: float | None) -> _Answer:
+    if status in (429, 503):
+        answer = _throttled(status, retry_after)
+        if retry_after is None:
+            answer.headers.pop("Retry-After", None)
+        return answer
+    answer = _bad_request("BadRequest", "Invalid request parameters.") if status == 400 else \
+        _empty(status, _phrase(status))
+    if retry_after is not None:
+        answer.headers["Retry-After"] = f"{retry_after:g}"
+    return answer
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"Error {status}"
+
+
+def _xml(root: ElementTree.Element) -> _Answer:
+    return _Answer(200, ElementTree.tostring(root, encoding="utf-8", xml_declaration=True), "text/xml")
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    retry_after: float | None
+    path_contains: str | None
+
+
+# --- the stand-in -------------------------------------------------------------------------------------------------
+
+
+class BambooHRStandIn(ServedOnAThread):
+    """BambooHR for ``workforce``'s people; see the module docstring for the endpoints and the faults."""
+
+    thread_name = "bamboohr-stand-in"
+
+    def __init__(self, workforce: Workforce, *, api_key: str = DEFAULT_API_KEY, port: int = 0,
+                 restricted: Iterable[str] = (), throttle_status: int = 429,
+                 list_custom_fields: bool = False) -> None:
+        if throttle_status not in (429, 503):
+            raise ValueError("throttle_status is 429 (BambooHR since 2026-09-16) or 503 (before)")
+        self.workforce = workforce
+        self.api_key = api_key
+        self.port = port
+        self.restricted: set[str] = set(restricted)
+        self.throttle_status = throttle_status
+        self.list_custom_fields = list_custom_fields
+        self.requests_log: list[tuple[str, str, int]] = []
+        self._lock = threading.RLock()
+        self._faults: list[_Fault] = []
+        self._drops = 0
+        self._per_minute: int | None = None
+        self._window: deque[float] = deque()
+        self._departed_at: dict[int, datetime] = {}
+        self._inserted_at: dict[int, datetime] = {}
+        self._log_requests = False
+
+    def _make_server(self) -> ThreadingHTTPServer:
+        server = _Server(("127.0.0.1", self.port), _Handler)
+        server.standin = self
+        self.port = server.server_address[1]
+        return server
+
+    @property
+    def requests_count(self) -> int:
+        with self._lock:
+            return len(self.requests_log)
+
+    # --- faults and workforce changes ---
+
+    def fail_next(self, status: int, *, count: int = 1, retry_after: float | None = None,
+                  path_contains: str | None = None) -> None:
+        """Answer the next ``count`` API calls (matching ``path_contains``) with ``status``."""
+        with self._lock:
+            self._faults.append(_Fault(status, count, retry_after, path_contains))
+
+    def drop_next(self, count: int = 1) -> None:
+        """Close the connection of the next ``count`` API calls without answering."""
+        with self._lock:
+            self._drops += count
+
+    def limit_rate(self, per_minute: int | None) -> None:
+        """At most ``per_minute`` API calls in any minute; None lifts the limit."""
+        with self._lock:
+            self._per_minute = per_minute
+            self._window.clear()
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._drops = 0
+            self._per_minute = None
+            self._window.clear()
+
+    def change(self, indexes: Iterable[int]) -> None:
+        """New titles and a last change of now for these employees (``changed`` reports them Updated)."""
+        self.workforce.change(list(indexes))
+
+    def depart(self, indexes: Iterable[int]) -> None:
+        """These employees are deleted (gone from every listing; ``changed`` reports them Deleted)."""
+        indexes = list(indexes)
+        now = datetime.now(UTC)
+        with self._lock:
+            self._departed_at.update(dict.fromkeys(indexes, now))
+        self.workforce.depart(indexes)
+
+    def hire(self, count: int) -> list[int]:
+        """New employees at the end (``changed`` reports them Inserted)."""
+        indexes = self.workforce.hire(count)
+        now = datetime.now(UTC)
+        with self._lock:
+            self._inserted_at.update(dict.fromkeys(indexes, now))
+        return indexes
+
+    # --- records ---
+
+    def record(self, person: Person) -> dict[str, Any]:
+        """Every field the stand-in knows for ``person``, by API name (list names and Get Employee aliases)."""
+        manager = self.workforce.person(person.manager_index) if person.manager_index is not None else None
+        status, employment_id, employment = _EMPLOYMENT[person.status]
+        if person.status == "active" and person.index % 5 == 4:
+            status, employment_id, employment = _PART_TIME
+        return {
+            "employeeId": str(person.id), "firstName": person.first_name, "lastName": person.last_name,
+            "preferredName": None, "photoUrl": f"{self.base_url}/images/photo_person_{person.id}.jpg",
+            "jobTitleName": person.title, "status": status,
+            "workEmail": person.email, "homeEmail": None, "bestEmail": person.email, "middleName": None,
+            "workPhone": None, "workPhoneExtension": None, "mobilePhone": None, "homePhone": None,
+            "skypeUsername": None, "linkedinUrl": None, "facebookUrl": None, "instagramUrl": None,
+            "twitterUrl": None, "pinterestUrl": None, "birthDate": None, "hireDate": person.hire_date,
+            "divisionName": "EMEA", "divisionId": "1", "departmentName": person.department,
+            "departmentId": str(person.department_id), "locationName": person.office,
+            "locationId": str(person.office_id), "jobTitleId": str(TITLES.index(person.title) + 1),
+            "employmentStatusName": employment, "employmentStatusId": employment_id,
+            "reportsToName": f"{manager.first_name} {manager.last_name}" if manager else None,
+            "reportsToId": str(manager.id) if manager else None,
+            # Get Employee's names for the same things, and what only Get Employee serves
+            "department": person.department, "location": person.office, "division": "EMEA",
+            "jobTitle": person.title, "employmentStatus": employment,
+            "supervisor": f"{manager.last_name}, {manager.first_name}" if manager else None,
+            "supervisorEmail": manager.email if manager else None,
+            "customCompetencies": person.competencies, "customReviewRating": str(person.review_rating),
+        }
+
+    # --- HTTP ---
+
+    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer | None:
+        parts = urlsplit(target)
+        path = parts.path.rstrip("/") or "/"
+        if path.startswith("/_standin/"):
+            return self._control(method, path.removeprefix("/_standin/"), body)
+        with self._lock:
+            if self._drops:
+                self._drops -= 1
+                self.requests_log.append((method, target, 0))
+                return None
+        answer = self._api(method, path, parts.query, target, headers)
+        with self._lock:
+            self.requests_log.append((method, target, answer.status))
+        return answer
+
+    def _authorized(self, headers: Mapping[str, str]) -> bool:
+        scheme, _, encoded = (headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, _, _ = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return user == self.api_key
+
+    def _admit(self) -> _Answer | None:
+        """The throttling answer when the rate limit is reached; None when the call may proceed."""
+        with self._lock:
+            if self._per_minute is None:
+                return None
+            now = time.monotonic()
+            while self._window and self._window[0] <= now - 60:
+                self._window.popleft()
+            if len(self._window) >= self._per_minute:
+                wait = max(1, math.ceil(self._window[0] + 60 - now))
+                return _throttled(self.throttle_status, wait)
+            self._window.append(now)
+            return None
+
+    def _take_fault(self, target: str) -> _Answer | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.remaining > 0 and (fault.path_contains is None or fault.path_contains in target):
+                    fault.remaining -= 1
+                    answer = _fault_answer(fault.status, fault.retry_after)
+                    break
+            else:
+                return None
+            self._faults = [fault for fault in self._faults if fault.remaining > 0]
+            return answer
+
+    def _api(self, method: str, path: str, query: str, target: str, headers: Mapping[str, str]) -> _Answer:
+        if not self._authorized(headers):
+            return _empty(401, "Invalid API key", {"WWW-Authenticate": 'Basic realm="BambooHR"'})
+        refused = self._admit() or self._take_fault(target)
+        if refused is not None:
+            return refused
+        segments = path.strip("/").split("/")
+        if segments[:2] == ["api", "gateway.php"] and len(segments) > 3:
+            segments = ["api", *segments[3:]]  # /api/gateway.php/{company}/v1/... is the legacy form
+        if segments[:2] != ["api", "v1"]:
+            return _empty(404, "Not found")
+        route = segments[2:]
+        if route not in (["employees"], ["employees", "changed"], ["meta", "fields"]) and \
+                not (len(route) == 2 and route[0] == "employees" and route[1].isdigit()):
+            return _empty(404, "Not found")
+        if method != "GET":
+            return _empty(405, "Method not allowed")
+        params = parse_qsl(query, keep_blank_values=True)
+        wants_json = "application/json" in (headers.get("Accept") or "")
+        if route == ["employees"]:
+            return self._list(params)
+        if route == ["employees", "changed"]:
+            return self._changed(dict(params), wants_json)
+        if route == ["meta", "fields"]:
+            return self._fields(wants_json)
+        return self._get_employee(int(route[1]), dict(params), wants_json)
+
+    def _list(self, params: list[tuple[str, str]]) -> _Answer:
+        single = dict(params)
+        try:
+            limit = int(single.get("page[limit]", DEFAULT_PAGE_LIMIT))
+        except ValueError:
+            return _bad_request("BadRequest", "page[limit] must be an integer")
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            return _bad_request("BadRequest", f"page[limit] must be between 1 and {MAX_PAGE_LIMIT}")
+        requested = {name.strip() for name in single.get("fields", "").split(",") if name.strip()}
+        allowed = set(LIST_OPTIONAL_FIELDS) | ({*CUSTOM_FIELDS, "supervisorEmail"} if self.list_custom_fields
+                                               else set())
+        optional = [name for name in (*LIST_OPTIONAL_FIELDS, *CUSTOM_FIELDS, "supervisorEmail")
+                    if name in requested and name in allowed]  # others are silently ignored, as documented
+        restricted = set(self.restricted)
+        people = list(self.workforce.people())
+        try:
+            people = self._filtered(people, params, restricted)
+            people = self._sorted(people, single.get("sort", "employeeId"), restricted)
+        except ValueError as error:
+            return _bad_request("BadRequest", str(error))
+        after, before = single.get("page[after]"), single.get("page[before]")
+        if after is not None and before is not None:
+            return _bad_request("BadPage", "page[after] and page[before] cannot be combined")
+        ids = [str(person.id) for person in people]
+        start, end = 0, min(limit, len(people))
+        for direction, value in (("after", after), ("before", before)):
+            if value is None:
+                continue
+            decoded = _decode_cursor(value)
+            if decoded is None:
+                return _bad_request("BadPage", "The page cursor is malformed.")
+            if decoded[0] != direction:
+                return _bad_request("BadPage", f"A {decoded[0]} cursor cannot be used as page[{direction}].")
+            if decoded[1] not in ids:
+                return _bad_request("BadPage", "The page boundary changed between calls.")
+            position = ids.index(decoded[1])
+            start, end = (position + 1, min(position + 1 + limit, len(people))) if direction == "after" else \
+                (max(0, position - limit), position)
+        chosen = people[start:end]
+        data = []
+        for person in chosen:
+            record = self.record(person)
+            names = [*LIST_BASE_FIELDS, *optional]
+            hidden = [name for name in names if name in restricted and name != "employeeId"]
+            item = {name: None if name in hidden else record[name] for name in names}
+            item["_restrictedFields"] = hidden
+            data.append(item)
+        next_cursor = encode_cursor("after", ids[end - 1]) if chosen and end < len(people) else None
+        prev_cursor = encode_cursor("before", ids[start]) if chosen and start > 0 else None
+        links: dict[str, Any] = {"self": {"href": self._href(params)}}
+        kept = [(key, value) for key, value in params if key not in ("page[after]", "page[before]")]
+        if next_cursor:
+            links["next"] = {"href": self._href([*kept, ("page[after]", next_cursor)])}
+        if prev_cursor:
+            links["prev"] = {"href": self._href([*kept, ("page[before]", prev_cursor)])}
+        return _json(200, {"data": data, "meta": {"total": len(people), "page": {
+            "limit": limit, "nextCursor": next_cursor, "prevCursor": prev_cursor}}, "_links": links})
+
+    def _href(self, params: list[tuple[str, str]]) -> str:
+        return f"{self.base_url}/api/v1/employees" + (f"?{urlencode(params)}" if params else "")
+
+    def _filtered(self, people: list[Person], params: list[tuple[str, str]], restricted: set[str]) -> list[Person]:
+        ids: set[int] | None = None
+        for key, value in params:
+            if key in ("filter[ids][]", "filter[ids]"):
+                try:
+                    found = {int(part) for part in value.split(",") if part.strip()}
+                except ValueError:
+                    raise ValueError("filter[ids] takes employee ids (integers)") from None
+                ids = found if ids is None else ids | found
+        if ids is not None:
+            people = [person for person in people if person.id in ids]
+        for key, value in params:
+            if not key.startswith("filter[") or key.startswith("filter[ids]"):
+                continue
+            name = key.removeprefix("filter[").removesuffix("]")
+            if name not in ("firstName", "lastName", "jobTitleName", "status"):
+                raise ValueError(f"unknown filter {name!r}")
+            if name == "status" and value not in ("active", "inactive"):
+                raise ValueError("filter[status] is active or inactive")
+            if name in restricted:
+                return []  # the caller may not read the filtered field: nobody matches, so nothing leaks
+            needle = value.lower()
+            if name == "status":
+                people = [person for person in people if self.record(person)["status"].lower() == needle]
+            else:
+                people = [person for person in people if needle in (self.record(person)[name] or "").lower()]
+        return people
+
+    def _sorted(self, people: list[Person], sort: str, restricted: set[str]) -> list[Person]:
+        rules = [rule.strip() for rule in sort.split(",") if rule.strip()] or ["employeeId"]
+        for rule in reversed(rules):
+            name, descending = rule.removeprefix("-"), rule.startswith("-")
+            if name not in SORTABLE_FIELDS:
+                raise ValueError(f"cannot sort by {name!r}")
+            if name in restricted:
+                return []
+            if name == "employeeId":
+                people = sorted(people, key=lambda person: person.id, reverse=descending)
+                continue
+            # Nulls first ascending, last descending (as documented).
+            people = sorted(people, key=lambda person, n=name: (self.record(person)[n] is not None,
+                                                                 self.record(person)[n] or ""), reverse=descending)
+        return people
+
+    def _get_employee(self, employee_id: int, params: dict[str, str], wants_json: bool) -> _Answer:
+        if employee_id == 0:
+            employee_id = self.workforce.first_id  # the API key's own employee
+        person = self.workforce.by_id(employee_id)
+        if person is None:
+            return _empty(404, "Employee not found")
+        names = [name.strip() for name in params.get("fields", "firstName,lastName").split(",") if name.strip()]
+        if len(names) > MAX_GET_FIELDS:
+            return _empty(400, f"At most {MAX_GET_FIELDS} fields may be requested")
+        record = self.record(person)
+        restricted = set(self.restricted)
+        answer: dict[str, Any] = {"id": str(person.id)}
+        for name in names:
+            source = _FIELD_BY_ID.get(name, name)
+            if source in record and source not in restricted and source != "employeeId":
+                answer[name] = record[source]  # restricted fields are omitted, unknown ones ignored
+        if wants_json:
+            return _json(200, answer)
+        root = ElementTree.Element("employee", id=answer.pop("id"))
+        for name, value in answer.items():
+            ElementTree.SubElement(root, "field", id=name).text = "" if value is None else str(value)
+        return _xml(root)
+
+    def _changed(self, params: dict[str, str], wants_json: bool) -> _Answer:
+        try:
+            since = _parse_since(params["since"])
+        except (KeyError, ValueError):
+            return _empty(400, "The since parameter is missing or is not an ISO 8601 date")
+        kind = params.get("type", "all").lower()
+        if kind not in ("inserted", "updated", "deleted", "all"):
+            return _empty(400, "type is inserted, updated, deleted or all")
+        with self._lock:
+            departed, inserted = dict(self._departed_at), dict(self._inserted_at)
+        changes: list[tuple[int, str, datetime]] = []
+        for person in self.workforce.people():
+            moment = max(person.updated_at, inserted.get(person.index, person.updated_at))
+            action = "Inserted" if inserted.get(person.index) == moment else "Updated"
+            if moment >= since:
+                changes.append((person.id, action, moment))
+        changes += [(self.workforce.first_id + index, "Deleted", moment)
+                    for index, moment in departed.items() if moment >= since]
+        changes = [change for change in changes if kind == "all" or change[1].lower() == kind]
+        changes.sort()
+        latest = _iso(max(moment for _, _, moment in changes)) if changes else None
+        employees = {str(employee_id): {"id": str(employee_id), "action": action, "lastChanged": _iso(moment)}
+                     for employee_id, action, moment in changes}
+        if wants_json:
+            return _json(200, {"latest": latest, "employees": employees})
+        root = ElementTree.Element("employees", latest=latest or "")
+        for item in employees.values():
+            ElementTree.SubElement(root, "employee", item)
+        return _xml(root)
+
+    def _fields(self, wants_json: bool) -> _Answer:
+        fields = []
+        for field_id, name, kind, alias in META_FIELDS:
+            item: dict[str, Any] = {"id": field_id, "name": name, "type": kind}
+            if alias:
+                item["alias"] = alias
+            fields.append(item)
+        if wants_json:
+            return _json(200, fields)
+        root = ElementTree.Element("fields")
+        for item in fields:
+            attributes = {"id": str(item["id"]), "type": item["type"]}
+            if "alias" in item:
+                attributes["alias"] = item["alias"]
+            ElementTree.SubElement(root, "field", attributes).text = item["name"]
+        return _xml(root)
+
+    # --- control endpoints ---
+
+    def _control(self, method: str, action: str, body: bytes) -> _Answer:
+        if method == "GET" and action == "requests":
+            with self._lock:
+                return _json(200, {"requests": [list(entry) for entry in self.requests_log]})
+        if method == "DELETE" and action == "fail":
+            self.clear_faults()
+            return _json(200, {})
+        if method != "POST":
+            return _json(404, {"error": "unknown control endpoint"})
+        try:
+            document = json.loads(body or b"{}")
+            if not isinstance(document, dict):
+                raise ValueError("the body must be a JSON object")
+            return self._control_post(action, document)
+        except (ValueError, TypeError, KeyError) as error:
+            return _json(400, {"error": f"malformed control request: {error}"})
+
+    def _control_post(self, action: str, document: dict[str, Any]) -> _Answer:
+        if action == "fail":
+            retry_after = document.get("retry_after")
+            self.fail_next(int(document["status"]), count=int(document.get("count", 1)),
+                           retry_after=None if retry_after is None else float(retry_after),
+                           path_contains=document.get("path_contains"))
+        elif action == "drop":
+            self.drop_next(int(document.get("count", 1)))
+        elif action == "rate":
+            per_minute = document["per_minute"]
+            self.limit_rate(None if per_minute is None else int(per_minute))
+        elif action in ("change", "depart"):
+            indexes = [int(index) for index in document["indexes"]]
+            (self.change if action == "change" else self.depart)(indexes)
+        elif action == "hire":
+            return _json(200, {"indexes": self.hire(int(document["count"]))})
+        elif action == "restrict":
+            self.restricted = {str(name) for name in document["fields"]}
+        else:
+            return _json(404, {"error": "unknown control endpoint"})
+        return _json(200, {})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    standin: BambooHRStandIn
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx's pooled connections expect
+    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
+    # client's delayed ACK (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
+    timeout = 30  # idle keep-alive connections end instead of holding a thread
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            answer = self.server.standin._handle(self.command, self.path, self.headers, body)
+        except Exception:  # a bug of the stand-in: answer as BambooHR would and keep serving
+            import traceback
+
+            traceback.print_exc()
+            answer = _empty(500, "There was an unknown server error")
+        if answer is None:  # a dropped call: the request was read, no answer comes
+            self.close_connection = True
+            return
+        write_answer(self, answer.status, answer.content_type, answer.body, answer.headers)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.standin._log_requests:
+            sys.stderr.write(f"bamboohr stand-in: {format % args}\n")
+
+
+# --- command line -------------------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    api_key = os.environ.get(args.api_key_env) or DEFAULT_API_KEY
+    restricted = [name.strip() for name in (args.restricted or "").split(",") if name.strip()]
+    standin = BambooHRStandIn(Workforce(args.employees, domain=args.domain), api_key=api_key, port=args.port,
+                              restricted=restricted, throttle_status=args.throttle_status,
+                              list_custom_fields=args.list_custom_fields)
+    standin._log_requests = args.verbose
+    source = f"${args.api_key_env}" if os.environ.get(args.api_key_env) else "the default key"
+    return serve_in_foreground(standin, args.port,
+                               f"BambooHR stand-in on {{base_url}} ({args.employees} employees, API key from "
+                               f"{source}); Ctrl-C stops it")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m local.bamboohr", description="Local stand-in of the BambooHR API")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the stand-in until Ctrl-C")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--employees", type=int, default=50, help="how many synthetic employees (default 50)")
+    serve.add_argument("--domain", default="example.com", help="their email domain (default example.com)")
+    serve.add_argument("--api-key-env", default=DEFAULT_API_KEY_ENV,
+                       help=f"environment variable holding the API key (default {DEFAULT_API_KEY_ENV}; "
+                            f"unset: {DEFAULT_API_KEY})")
+    serve.add_argument("--restricted", help="comma-separated field names the API key may not read")
+    serve.add_argument("--throttle-status", type=int, choices=(429, 503), default=429,
+                       help="the rate-limit answer: 429 (since 2026-09-16, the default) or 503 (before)")
+    serve.add_argument("--list-custom-fields", action="store_true",
+                       help="let List Employees return custom fields and supervisorEmail (undocumented)")
+    serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
