@@ -12,7 +12,10 @@ Contract (tests/hrms/test_engine.py):
   message's work stays well inside its visibility timeout;
 - a message whose run another worker holds comes back when that lease ends; a message for a finished or
   unknown run does nothing; a malformed message raises (the host poisons it);
-- a failing attempt records its error on the run and raises (the host retries it); ``fail_poisoned`` ends
+- an HRMS that asks for a long pause (``RetryLater``) gets the message back after it, without spending one
+  of the message's attempts; a refusal that trying again cannot mend (a refused credential, a broken
+  answer: a non-retryable ConnectorError) fails the run at once and tells the admins;
+- any other failing attempt records its error on the run and raises (the host retries it); ``fail_poisoned`` ends
   the run of a message that reached ``hrms-sync-poison`` as failed with the last error, and tells the
   tenant's admins (a Teams alert when the tenant has Teams, the bot is configured and it has admins;
   otherwise the run's record and the log are the report).
@@ -33,10 +36,12 @@ from typing import Any
 from shared import config, db, queues
 from shared.hrms import runs, store
 from shared.hrms.connectors import base
+from shared.http import RetryLater
 
 log = logging.getLogger(__name__)
 
 BUDGET_SECONDS = 240.0
+MAX_PAUSE_SECONDS = 3600  # a queue message can be hidden up to 7 days; an hour keeps the run in sight
 MAX_DEQUEUE = 5  # host.json maxDequeueCount: the attempts a message gets before the poison queue
 
 
@@ -46,7 +51,7 @@ class LeaseLost(Exception):
 
 @dataclass
 class Outcome:
-    status: str  # finished | continued | busy | skipped
+    status: str  # finished | continued | busy | skipped | paused | failed
     pages: int = 0
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -137,7 +142,20 @@ def sync_message(body: str, *, budget_seconds: float = BUDGET_SECONDS) -> Outcom
     except LeaseLost:
         log.warning("hrms-sync: run %s was taken over by another worker", run_id)
         return Outcome("busy")
+    except RetryLater as pause:  # the HRMS asked for a long pause: come back then, without spending an attempt
+        with db.transaction(tenant_id=tenant_id) as conn:
+            runs.record_error(conn, run_id, holder, _describe(pause))
+        _send(json.loads(body), delay_seconds=max(1, min(int(pause.retry_after or 60), MAX_PAUSE_SECONDS)))
+        log.warning("hrms-sync: run %s of tenant %s paused: %s", run_id, tenant.slug, pause)
+        return Outcome("paused")
     except Exception as error:
+        if isinstance(error, base.ConnectorError) and not error.retryable:
+            # A refused credential or a broken answer: trying again cannot help.
+            with db.transaction(tenant_id=tenant_id) as conn:
+                failed = runs.fail(conn, tenant_id, run_id, _describe(error))
+            if failed is not None:
+                notify_admins(tenant_id, failed)
+            return Outcome("failed")
         with db.transaction(tenant_id=tenant_id) as conn:
             runs.record_error(conn, run_id, holder, _describe(error))
         log.error("hrms-sync: run %s of tenant %s: %s", run_id, tenant.slug, _describe(error))

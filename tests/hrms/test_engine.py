@@ -370,3 +370,23 @@ def test_field_mappings_are_checked_against_what_the_hrms_lets_us_read(acme, hrm
     with db.transaction() as conn:
         saved = save_mapping(conn, acme, {"skills": "dynamic_1001"})
     assert saved.hrms.field_mapping == {"skills": "dynamic_1001"}
+
+
+def test_a_refused_credential_fails_the_run_at_once_and_a_long_pause_waits_without_an_attempt(acme, hrms):
+    from shared.hrms.connectors.base import ConnectorError
+    from shared.http import RetryLater
+
+    run = start(acme)
+    body = json.dumps(engine.message(acme.id, run))
+    hrms.page = lambda cursor, changed_since=None: (_ for _ in ()).throw(
+        RetryLater("personio", "429, retry after 600 s", status=429, retryable=True, retry_after=600))
+    assert engine.sync_message(body).status == "paused"
+    assert run_of(acme, run.id).status == "running"
+    queue = queues.queue_client(config.queues().hrms_sync)
+    assert queue.get_queue_properties().approximate_message_count == 1  # back in 10 minutes
+    hrms.page = lambda cursor, changed_since=None: (_ for _ in ()).throw(
+        ConnectorError("Personio: the credential was refused (check client_id/client_secret)", retryable=False))
+    assert engine.sync_message(body).status == "failed"
+    failed = run_of(acme, run.id)
+    assert failed.status == "failed"
+    assert "credential was refused" in failed.failure_reason
