@@ -72,3 +72,8 @@ def admin_hrms_runs(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=f"{ADMIN}/tenants/{{slug}}/hrms/mapping", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
 def admin_hrms_mapping(req: func.HttpRequest) -> func.HttpResponse:
     return _serve(req, "hrms.mapping", "hrms_mapping")
+
+
+@bp.route(route=f"{ADMIN}/tenants/{{slug}}/hrms/writeback", methods=["PUT"], auth_level=func.AuthLevel.ANONYMOUS)
+def admin_hrms_writeback(req: func.HttpRequest) -> func.HttpResponse:
+    return _serve(req, "hrms.writeback", "hrms_writeback")

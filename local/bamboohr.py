@@ -83,23 +83,18 @@ import argparse
 import base64
 import binascii
 import json
-import math
 import os
 import sys
-import threading
-import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.etree import ElementTree
 
 from local.hrms_people import TITLES, Person, Workforce
-from local.serving import ServedOnAThread, serve_in_foreground, write_answer
+from local.hrms_standin import Answer, HrmsStandIn, command_line, run_command, serve_standin
 
 DEFAULT_PORT = 7086
 DEFAULT_API_KEY = "bamboohr-local-api-key"
@@ -171,38 +166,26 @@ def _decode_cursor(value: str) -> tuple[str, str] | None:
 # --- answers ------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Answer:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json(status: int, document: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _Answer(status, json.dumps(document).encode(), "application/json", dict(headers or {}))
-
-
-def _empty(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
+def _empty(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
     """Most BambooHR errors: no body, the reason in ``X-BambooHR-Error-Message``."""
-    return _Answer(status, b"", "application/json", {"X-BambooHR-Error-Message": message, **(headers or {})})
+    return Answer(status, b"", "application/json", {"X-BambooHR-Error-Message": message, **(headers or {})})
 
 
-def _bad_request(code: str, message: str) -> _Answer:
+def _bad_request(code: str, message: str) -> Answer:
     """List Employees' 400: ``{"error": {"code": "BadRequest" | "BadPage", "message"}}``."""
-    return _json(400, {"error": {"code": code, "message": message}}, {"X-BambooHR-Error-Message": message})
+    return Answer.json(400, {"error": {"code": code, "message": message}}, {"X-BambooHR-Error-Message": message})
 
 
-def _throttled(status: int, retry_after: float | None) -> _Answer:
+def _throttled(status: int, retry_after: float | None) -> Answer:
     seconds = "a moment" if retry_after is None else f"{retry_after:g} seconds"
     message = f"Over rate limit, please try again in {seconds}"
     headers = {"X-BambooHR-Error-Message": message}
     if retry_after is not None:
         headers["Retry-After"] = f"{retry_after:g}"
-    return _json(status, {"error": {"code": status, "message": message}}, headers)
+    return Answer.json(status, {"error": {"code": status, "message": message}}, headers)
 
 
-def _fault_answer(status: int, retry_after: float | None) -> _Answer:
+def _fault_answer(status: int, retry_after: float | None) -> Answer:
     if status in (429, 503):
         answer = _throttled(status, retry_after)
         if retry_after is None:
@@ -222,87 +205,48 @@ def _phrase(status: int) -> str:
         return f"Error {status}"
 
 
-def _xml(root: ElementTree.Element) -> _Answer:
-    return _Answer(200, ElementTree.tostring(root, encoding="utf-8", xml_declaration=True), "text/xml")
-
-
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    retry_after: float | None
-    path_contains: str | None
+def _xml(root: ElementTree.Element) -> Answer:
+    return Answer(200, ElementTree.tostring(root, encoding="utf-8", xml_declaration=True), "text/xml")
 
 
 # --- the stand-in -------------------------------------------------------------------------------------------------
 
 
-class BambooHRStandIn(ServedOnAThread):
+class BambooHRStandIn(HrmsStandIn):
     """BambooHR for ``workforce``'s people; see the module docstring for the endpoints and the faults."""
 
     thread_name = "bamboohr-stand-in"
+    log_name = "bamboohr stand-in"
+    control_not_found = "unknown control endpoint"
+    control_not_an_object = "malformed control request: the body must be a JSON object"
+    control_malformed = "malformed control request: {}"
 
     def __init__(self, workforce: Workforce, *, api_key: str = DEFAULT_API_KEY, port: int = 0,
                  restricted: Iterable[str] = (), throttle_status: int = 429,
                  list_custom_fields: bool = False) -> None:
         if throttle_status not in (429, 503):
             raise ValueError("throttle_status is 429 (BambooHR since 2026-09-16) or 503 (before)")
+        super().__init__(port=port)
         self.workforce = workforce
         self.api_key = api_key
-        self.port = port
         self.restricted: set[str] = set(restricted)
         self.throttle_status = throttle_status
         self.list_custom_fields = list_custom_fields
-        self.requests_log: list[tuple[str, str, int]] = []
-        self._lock = threading.RLock()
-        self._faults: list[_Fault] = []
-        self._drops = 0
-        self._per_minute: int | None = None
-        self._window: deque[float] = deque()
         self._departed_at: dict[int, datetime] = {}
         self._inserted_at: dict[int, datetime] = {}
-        self._log_requests = False
 
     def _make_server(self) -> ThreadingHTTPServer:
-        server = _Server(("127.0.0.1", self.port), _Handler)
-        server.standin = self
-        self.port = server.server_address[1]
+        server = super()._make_server()
+        self.port = server.server_address[1]  # a restart binds the same port
         return server
-
-    @property
-    def requests_count(self) -> int:
-        with self._lock:
-            return len(self.requests_log)
 
     # --- faults and workforce changes ---
 
     def fail_next(self, status: int, *, count: int = 1, retry_after: float | None = None,
                   path_contains: str | None = None) -> None:
-        """Answer the next ``count`` API calls (matching ``path_contains``) with ``status``."""
-        with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, path_contains))
-
-    def drop_next(self, count: int = 1) -> None:
-        """Close the connection of the next ``count`` API calls without answering."""
-        with self._lock:
-            self._drops += count
-
-    def limit_rate(self, per_minute: int | None) -> None:
-        """At most ``per_minute`` API calls in any minute; None lifts the limit."""
-        with self._lock:
-            self._per_minute = per_minute
-            self._window.clear()
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._drops = 0
-            self._per_minute = None
-            self._window.clear()
-
-    def change(self, indexes: Iterable[int]) -> None:
-        """New titles and a last change of now for these employees (``changed`` reports them Updated)."""
-        self.workforce.change(list(indexes))
+        """Answer the next ``count`` API calls (whose path and query contain ``path_contains``) with ``status``,
+        any number (one HTTP does not know is worded "Error <status>")."""
+        self._plan.fail_next(status, count=count, retry_after=retry_after, path_contains=path_contains)
 
     def depart(self, indexes: Iterable[int]) -> None:
         """These employees are deleted (gone from every listing; ``changed`` reports them Deleted)."""
@@ -352,20 +296,12 @@ class BambooHRStandIn(ServedOnAThread):
 
     # --- HTTP ---
 
-    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer | None:
+    def _api_answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
-        path = parts.path.rstrip("/") or "/"
-        if path.startswith("/_standin/"):
-            return self._control(method, path.removeprefix("/_standin/"), body)
-        with self._lock:
-            if self._drops:
-                self._drops -= 1
-                self.requests_log.append((method, target, 0))
-                return None
-        answer = self._api(method, path, parts.query, target, headers)
-        with self._lock:
-            self.requests_log.append((method, target, answer.status))
-        return answer
+        return self._api(method, parts.path.rstrip("/") or "/", parts.query, target, headers)
+
+    def _failure_answer(self) -> Answer:
+        return _empty(500, "There was an unknown server error")
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         scheme, _, encoded = (headers.get("Authorization") or "").strip().partition(" ")
@@ -377,33 +313,18 @@ class BambooHRStandIn(ServedOnAThread):
             return False
         return user == self.api_key
 
-    def _admit(self) -> _Answer | None:
+    def _admit(self) -> Answer | None:
         """The throttling answer when the rate limit is reached; None when the call may proceed."""
-        with self._lock:
-            if self._per_minute is None:
-                return None
-            now = time.monotonic()
-            while self._window and self._window[0] <= now - 60:
-                self._window.popleft()
-            if len(self._window) >= self._per_minute:
-                wait = max(1, math.ceil(self._window[0] + 60 - now))
-                return _throttled(self.throttle_status, wait)
-            self._window.append(now)
+        throttle = self._plan.admit()
+        if throttle is None or throttle.admitted:
             return None
+        return _throttled(self.throttle_status, throttle.wait)
 
-    def _take_fault(self, target: str) -> _Answer | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.remaining > 0 and (fault.path_contains is None or fault.path_contains in target):
-                    fault.remaining -= 1
-                    answer = _fault_answer(fault.status, fault.retry_after)
-                    break
-            else:
-                return None
-            self._faults = [fault for fault in self._faults if fault.remaining > 0]
-            return answer
+    def _take_fault(self, target: str) -> Answer | None:
+        fault = self._plan.take_fault(target)
+        return None if fault is None else _fault_answer(fault.status, fault.retry_after)
 
-    def _api(self, method: str, path: str, query: str, target: str, headers: Mapping[str, str]) -> _Answer:
+    def _api(self, method: str, path: str, query: str, target: str, headers: Mapping[str, str]) -> Answer:
         if not self._authorized(headers):
             return _empty(401, "Invalid API key", {"WWW-Authenticate": 'Basic realm="BambooHR"'})
         refused = self._admit() or self._take_fault(target)
@@ -430,7 +351,7 @@ class BambooHRStandIn(ServedOnAThread):
             return self._fields(wants_json)
         return self._get_employee(int(route[1]), dict(params), wants_json)
 
-    def _list(self, params: list[tuple[str, str]]) -> _Answer:
+    def _list(self, params: list[tuple[str, str]]) -> Answer:
         single = dict(params)
         try:
             limit = int(single.get("page[limit]", DEFAULT_PAGE_LIMIT))
@@ -485,7 +406,7 @@ class BambooHRStandIn(ServedOnAThread):
             links["next"] = {"href": self._href([*kept, ("page[after]", next_cursor)])}
         if prev_cursor:
             links["prev"] = {"href": self._href([*kept, ("page[before]", prev_cursor)])}
-        return _json(200, {"data": data, "meta": {"total": len(people), "page": {
+        return Answer.json(200, {"data": data, "meta": {"total": len(people), "page": {
             "limit": limit, "nextCursor": next_cursor, "prevCursor": prev_cursor}}, "_links": links})
 
     def _href(self, params: list[tuple[str, str]]) -> str:
@@ -535,7 +456,7 @@ class BambooHRStandIn(ServedOnAThread):
                                                                  self.record(person)[n] or ""), reverse=descending)
         return people
 
-    def _get_employee(self, employee_id: int, params: dict[str, str], wants_json: bool) -> _Answer:
+    def _get_employee(self, employee_id: int, params: dict[str, str], wants_json: bool) -> Answer:
         if employee_id == 0:
             employee_id = self.workforce.first_id  # the API key's own employee
         person = self.workforce.by_id(employee_id)
@@ -552,13 +473,13 @@ class BambooHRStandIn(ServedOnAThread):
             if source in record and source not in restricted and source != "employeeId":
                 answer[name] = record[source]  # restricted fields are omitted, unknown ones ignored
         if wants_json:
-            return _json(200, answer)
+            return Answer.json(200, answer)
         root = ElementTree.Element("employee", id=answer.pop("id"))
         for name, value in answer.items():
             ElementTree.SubElement(root, "field", id=name).text = "" if value is None else str(value)
         return _xml(root)
 
-    def _changed(self, params: dict[str, str], wants_json: bool) -> _Answer:
+    def _changed(self, params: dict[str, str], wants_json: bool) -> Answer:
         try:
             since = _parse_since(params["since"])
         except (KeyError, ValueError):
@@ -582,13 +503,13 @@ class BambooHRStandIn(ServedOnAThread):
         employees = {str(employee_id): {"id": str(employee_id), "action": action, "lastChanged": _iso(moment)}
                      for employee_id, action, moment in changes}
         if wants_json:
-            return _json(200, {"latest": latest, "employees": employees})
+            return Answer.json(200, {"latest": latest, "employees": employees})
         root = ElementTree.Element("employees", latest=latest or "")
         for item in employees.values():
             ElementTree.SubElement(root, "employee", item)
         return _xml(root)
 
-    def _fields(self, wants_json: bool) -> _Answer:
+    def _fields(self, wants_json: bool) -> Answer:
         fields = []
         for field_id, name, kind, alias in META_FIELDS:
             item: dict[str, Any] = {"id": field_id, "name": name, "type": kind}
@@ -596,7 +517,7 @@ class BambooHRStandIn(ServedOnAThread):
                 item["alias"] = alias
             fields.append(item)
         if wants_json:
-            return _json(200, fields)
+            return Answer.json(200, fields)
         root = ElementTree.Element("fields")
         for item in fields:
             attributes = {"id": str(item["id"]), "type": item["type"]}
@@ -607,79 +528,14 @@ class BambooHRStandIn(ServedOnAThread):
 
     # --- control endpoints ---
 
-    def _control(self, method: str, action: str, body: bytes) -> _Answer:
-        if method == "GET" and action == "requests":
-            with self._lock:
-                return _json(200, {"requests": [list(entry) for entry in self.requests_log]})
-        if method == "DELETE" and action == "fail":
-            self.clear_faults()
-            return _json(200, {})
-        if method != "POST":
-            return _json(404, {"error": "unknown control endpoint"})
-        try:
-            document = json.loads(body or b"{}")
-            if not isinstance(document, dict):
-                raise ValueError("the body must be a JSON object")
-            return self._control_post(action, document)
-        except (ValueError, TypeError, KeyError) as error:
-            return _json(400, {"error": f"malformed control request: {error}"})
+    def _control_reply(self, route: str, reply: dict[str, Any]) -> Answer:
+        return Answer.json(200, reply if route == "hire" else {})
 
-    def _control_post(self, action: str, document: dict[str, Any]) -> _Answer:
-        if action == "fail":
-            retry_after = document.get("retry_after")
-            self.fail_next(int(document["status"]), count=int(document.get("count", 1)),
-                           retry_after=None if retry_after is None else float(retry_after),
-                           path_contains=document.get("path_contains"))
-        elif action == "drop":
-            self.drop_next(int(document.get("count", 1)))
-        elif action == "rate":
-            per_minute = document["per_minute"]
-            self.limit_rate(None if per_minute is None else int(per_minute))
-        elif action in ("change", "depart"):
-            indexes = [int(index) for index in document["indexes"]]
-            (self.change if action == "change" else self.depart)(indexes)
-        elif action == "hire":
-            return _json(200, {"indexes": self.hire(int(document["count"]))})
-        elif action == "restrict":
-            self.restricted = {str(name) for name in document["fields"]}
-        else:
-            return _json(404, {"error": "unknown control endpoint"})
-        return _json(200, {})
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: BambooHRStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive, as httpx's pooled connections expect
-    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
-    # client's delayed ACK (40 ms) on a kept-alive connection.
-    disable_nagle_algorithm = True
-    timeout = 30  # idle keep-alive connections end instead of holding a thread
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            answer = self.server.standin._handle(self.command, self.path, self.headers, body)
-        except Exception:  # a bug of the stand-in: answer as BambooHR would and keep serving
-            import traceback
-
-            traceback.print_exc()
-            answer = _empty(500, "There was an unknown server error")
-        if answer is None:  # a dropped call: the request was read, no answer comes
-            self.close_connection = True
-            return
-        write_answer(self, answer.status, answer.content_type, answer.body, answer.headers)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.standin._log_requests:
-            sys.stderr.write(f"bamboohr stand-in: {format % args}\n")
+    def _control_extra(self, route: str, document: dict[str, Any]) -> Answer | None:
+        if route != "restrict":
+            return None
+        self.restricted = {str(name) for name in document["fields"]}
+        return Answer.json(200, {})
 
 
 # --- command line -------------------------------------------------------------------------------------------------
@@ -691,20 +547,14 @@ def _serve(args: argparse.Namespace) -> int:
     standin = BambooHRStandIn(Workforce(args.employees, domain=args.domain), api_key=api_key, port=args.port,
                               restricted=restricted, throttle_status=args.throttle_status,
                               list_custom_fields=args.list_custom_fields)
-    standin._log_requests = args.verbose
     source = f"${args.api_key_env}" if os.environ.get(args.api_key_env) else "the default key"
-    return serve_in_foreground(standin, args.port,
-                               f"BambooHR stand-in on {{base_url}} ({args.employees} employees, API key from "
-                               f"{source}); Ctrl-C stops it")
+    return serve_standin(standin, args, f"BambooHR stand-in on {{base_url}} ({args.employees} employees, API key "
+                                        f"from {source}); Ctrl-C stops it")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.bamboohr", description="Local stand-in of the BambooHR API")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the stand-in until Ctrl-C")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--employees", type=int, default=50, help="how many synthetic employees (default 50)")
-    serve.add_argument("--domain", default="example.com", help="their email domain (default example.com)")
+    parser, serve = command_line("python -m local.bamboohr", "Local stand-in of the BambooHR API", port=DEFAULT_PORT,
+                                 employees=50, seed=False, serve=_serve)
     serve.add_argument("--api-key-env", default=DEFAULT_API_KEY_ENV,
                        help=f"environment variable holding the API key (default {DEFAULT_API_KEY_ENV}; "
                             f"unset: {DEFAULT_API_KEY})")
@@ -713,14 +563,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="the rate-limit answer: 429 (since 2026-09-16, the default) or 503 (before)")
     serve.add_argument("--list-custom-fields", action="store_true",
                        help="let List Employees return custom fields and supervisorEmail (undocumented)")
-    serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    serve.set_defaults(run=_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.run(args)
+    return run_command(_parser(), argv)
 
 
 if __name__ == "__main__":

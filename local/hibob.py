@@ -69,19 +69,15 @@ import json
 import math
 import os
 import sys
-import threading
 import time
-import traceback
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from local.hrms_people import TITLES, Person, Workforce
-from local.serving import ServedOnAThread, serve_in_foreground, write_answer
+from local.hrms_standin import Answer, EnvCredential, HrmsStandIn, command_line, run_command, serve_standin
 
 DEFAULT_PORT = 7096
 DEFAULT_SERVICE_USER_ID = "SERVICE-USER-LOCAL"
@@ -180,38 +176,14 @@ FIELDS_BY_ID = {bob_field.id: bob_field for bob_field in FIELDS}
 # --- answers ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-
-
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    retry_after: float | None
-    path_contains: str | None
-
-
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, dict(headers or {})
 
 
-def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _Answer(status, json.dumps(payload).encode(), dict(headers or {}))
-
-
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _json(status, {"error": HTTPStatus(status).phrase, "message": message}, headers)
-
-
-def _retry_after_header(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
+    return Answer.json(status, {"error": HTTPStatus(status).phrase, "message": message}, headers)
 
 
 def _place(document: dict[str, Any], bob_field: BobField, value: Any, key_style: str) -> None:
@@ -228,111 +200,42 @@ def _place(document: dict[str, Any], bob_field: BobField, value: Any, key_style:
 # --- the stand-in -------------------------------------------------------------------------------------------------
 
 
-class HiBobStandIn(ServedOnAThread):
+class HiBobStandIn(HrmsStandIn):
     """HiBob's people search and fields metadata on http://127.0.0.1; see the module docstring."""
 
     thread_name = "HiBob stand-in"
+    log_name = "hibob stand-in"
 
     def __init__(self, workforce: Workforce, *, service_user_id: str = DEFAULT_SERVICE_USER_ID,
                  token: str = DEFAULT_TOKEN, unreadable: Iterable[str] = (), key_style: str = "both",
                  per_minute: int | None = None, port: int = 0) -> None:
         if key_style not in KEY_STYLES:
             raise ValueError(f"key_style must be one of {KEY_STYLES}")
+        super().__init__(port=port)
         self.workforce = workforce
         self.service_user_id = service_user_id
         self.token = token
         self.unreadable = frozenset(unreadable)
         self.key_style = key_style
-        self.port = port
-        self.requests_log: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
-        self._drops = 0
-        self._per_minute: int | None = None
-        self._searches: deque[float] = deque()  # monotonic times of the admitted searches of the last minute
-        self._log_requests = False
-        self.limit_rate(per_minute)
-
-    def _make_server(self) -> ThreadingHTTPServer:
-        server = _Server(("127.0.0.1", self.port), _Handler)
-        server.standin = self
-        return server
-
-    @property
-    def requests_count(self) -> int:
-        with self._lock:
-            return len(self.requests_log)
+        self.limit_rate(per_minute)  # searches only: HiBob documents its limit for the search
 
     @property
     def credential(self) -> str:
         """The connector's credential JSON for this stand-in's service user."""
         return json.dumps({"service_user_id": self.service_user_id, "token": self.token})
 
-    # faults and limits
-
-    def fail_next(self, status: int, *, count: int = 1, retry_after: float | None = None,
-                  path_contains: str | None = None) -> None:
-        """Answer the next ``count`` API requests (whose path contains ``path_contains``) with ``status``."""
-        HTTPStatus(status)  # a ValueError for a status that does not exist
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, path_contains))
-
-    def drop_next(self, count: int = 1) -> None:
-        """Read the next ``count`` API requests, then close their connections without an answer."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._drops += count
-
-    def limit_rate(self, per_minute: int | None) -> None:
-        """Answer searches beyond ``per_minute`` within the last minute with HiBob's 429; None lifts the limit."""
-        if per_minute is not None and per_minute < 1:
-            raise ValueError("per_minute must be at least 1 (or None)")
-        with self._lock:
-            self._per_minute = per_minute
-            self._searches.clear()
-
-    def clear_faults(self) -> None:
-        """Forget pending faults and drops and lift the rate limit."""
-        with self._lock:
-            self._faults.clear()
-            self._drops = 0
-            self._per_minute = None
-            self._searches.clear()
-
-    # the workforce, for tests and the control endpoints
-
-    def change(self, indexes: Iterable[int]) -> None:
-        self.workforce.change(list(indexes))
-
-    def depart(self, indexes: Iterable[int]) -> None:
-        self.workforce.depart(list(indexes))
-
-    def hire(self, count: int) -> list[int]:
-        return self.workforce.hire(count)
-
     # HTTP
 
-    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer | None:
-        parts = urlsplit(target)
-        if parts.path == "/_standin" or parts.path.startswith("/_standin/"):
-            return self._control(method, parts.path.removeprefix("/_standin").strip("/"), body)
-        with self._lock:
-            if self._drops > 0:
-                self._drops -= 1
-                self.requests_log.append((method, target, 0))
-                return None
+    def _api_answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         try:
-            answer = self._api(method, parts.path, headers, body)
+            return self._api(method, urlsplit(target).path, headers, body)
         except _Refused as refused:
-            answer = _error(refused.status, refused.message, refused.headers)
-        with self._lock:
-            self.requests_log.append((method, target, answer.status))
-        return answer
+            return _error(refused.status, refused.message, refused.headers)
 
-    def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Answer:
+    def _failure_answer(self) -> Answer:
+        return _error(500, "stand-in failure")
+
+    def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
         if path not in (SEARCH_PATH, FIELDS_PATH):
             raise _Refused(404, f"No endpoint {method} {path}")
         self._authenticate(headers.get("Authorization") or "")
@@ -340,11 +243,11 @@ class HiBobStandIn(ServedOnAThread):
         if path == FIELDS_PATH:
             if method != "GET":
                 raise _Refused(405, f"{method} is not allowed on {path}")
-            return _json(200, [bob_field.metadata() for bob_field in FIELDS])
+            return Answer.json(200, [bob_field.metadata() for bob_field in FIELDS])
         if method != "POST":
             raise _Refused(405, f"{method} is not allowed on {path}")
         limit_headers = self._admit_search()
-        return _json(200, {"employees": self._search(body)}, limit_headers)
+        return Answer.json(200, {"employees": self._search(body)}, limit_headers)
 
     def _authenticate(self, authorization: str) -> None:
         scheme, _, encoded = authorization.strip().partition(" ")
@@ -358,36 +261,21 @@ class HiBobStandIn(ServedOnAThread):
             raise _Refused(401, "The service user ID or token is missing or invalid")
 
     def _inject_fault(self, path: str) -> None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path_contains is None or fault.path_contains in path:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    break
-            else:
-                return
-        headers = {} if fault.retry_after is None else {"Retry-After": _retry_after_header(fault.retry_after)}
-        raise _Refused(fault.status, f"{HTTPStatus(fault.status).phrase} (a fault injected by the stand-in)",
-                       headers)
+        fault = self._plan.take_fault(path)
+        if fault is not None:
+            raise _Refused(fault.status, f"{HTTPStatus(fault.status).phrase} (a fault injected by the stand-in)",
+                           fault.retry_after_headers())
 
     def _admit_search(self) -> dict[str, str]:
         """Count a search against the per-minute limit: its rate headers, or HiBob's 429."""
-        with self._lock:
-            limit = self._per_minute
-            if limit is None:
-                return {}
-            now = time.monotonic()
-            while self._searches and self._searches[0] <= now - 60:
-                self._searches.popleft()
-            admitted = len(self._searches) < limit
-            if admitted:
-                self._searches.append(now)
-            reset = time.time() + (self._searches[0] + 60 - now if self._searches else 60)
-            headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(limit - len(self._searches)),
-                       "X-RateLimit-Reset": str(math.ceil(reset))}
-        if not admitted:
-            raise _Refused(429, f"Too many requests: at most {limit} searches a minute", headers)
+        throttle = self._plan.admit()
+        if throttle is None:
+            return {}
+        headers = {"X-RateLimit-Limit": str(throttle.limit),
+                   "X-RateLimit-Remaining": str(throttle.limit - throttle.counted),
+                   "X-RateLimit-Reset": str(math.ceil(time.time() + throttle.reset_in))}
+        if not throttle.admitted:
+            raise _Refused(429, f"Too many requests: at most {throttle.limit} searches a minute", headers)
         return headers
 
     def _search(self, body: bytes) -> list[dict[str, Any]]:
@@ -449,130 +337,43 @@ class HiBobStandIn(ServedOnAThread):
             document["humanReadable"] = human
         return document
 
-    # control endpoints
-
-    def _control(self, method: str, path: str, body: bytes) -> _Answer:
-        try:
-            if method == "GET" and path == "requests":
-                with self._lock:
-                    return _json(200, {"requests": [list(entry) for entry in self.requests_log]})
-            if method == "DELETE" and path == "fail":
-                self.clear_faults()
-                return _json(200, {"pending": 0})
-            document = json.loads(body or b"{}")
-            if not isinstance(document, dict):
-                return _json(400, {"error": "the body must be a JSON object"})
-            if method == "POST" and path == "fail":
-                self.fail_next(int(document["status"]), count=int(document.get("count", 1)),
-                               retry_after=document.get("retry_after"), path_contains=document.get("path_contains"))
-                with self._lock:
-                    return _json(200, {"pending": sum(fault.remaining for fault in self._faults)})
-            if method == "POST" and path == "drop":
-                self.drop_next(int(document.get("count", 1)))
-                with self._lock:
-                    return _json(200, {"pending": self._drops})
-            if method == "POST" and path == "rate":
-                per_minute = document["per_minute"]
-                self.limit_rate(None if per_minute is None else int(per_minute))
-                return _json(200, {"per_minute": per_minute})
-            if method == "POST" and path in ("change", "depart"):
-                indexes = [int(index) for index in document["indexes"]]
-                (self.change if path == "change" else self.depart)(indexes)
-                return _json(200, {path: indexes})
-            if method == "POST" and path == "hire":
-                return _json(201, {"indexes": self.hire(int(document["count"]))})
-        except (KeyError, TypeError, ValueError) as error:
-            return _json(400, {"error": f"missing or malformed field: {error}"})
-        return _json(404, {"error": "not_found"})
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: HiBobStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive, as pooled clients (httpx) expect
-    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
-    # client's delayed ACK (40 ms) on a kept-alive connection.
-    disable_nagle_algorithm = True
-    timeout = 30  # idle keep-alive connections end instead of holding a thread
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            answer = self.server.standin._handle(self.command, self.path, self.headers, body)
-        except Exception:  # a bug of the stand-in: answer as a server would and keep serving
-            traceback.print_exc()
-            answer = _error(500, "stand-in failure")
-        if answer is None:  # drop_next: the request was read; the connection ends without an answer
-            self.close_connection = True
-            return
-        write_answer(self, answer.status, answer.content_type, answer.body, answer.headers)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.standin._log_requests:
-            sys.stderr.write(f"hibob stand-in: {format % args}\n")
-
 
 # --- command line -------------------------------------------------------------------------------------------------
 
 
-def _credential_from(variable: str) -> tuple[str, str]:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return DEFAULT_SERVICE_USER_ID, DEFAULT_TOKEN
-    document = json.loads(raw)
-    if not isinstance(document, dict) or not all(isinstance(document.get(key), str) and document[key]
-                                                  for key in ("service_user_id", "token")):
-        raise ValueError(f"${variable} must be a JSON object with service_user_id and token")
-    return document["service_user_id"], document["token"]
+_CREDENTIAL = EnvCredential(DEFAULT_CREDENTIAL_ENV, ("service_user_id", "token"),
+                            (DEFAULT_SERVICE_USER_ID, DEFAULT_TOKEN))
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        service_user_id, token = _credential_from(args.credential_env)
+        service_user_id, token = _CREDENTIAL.read(args.credential_env)
     except ValueError as error:
         print(f"cannot read the credential: {error}", file=sys.stderr)
         return 2
     workforce = Workforce(args.employees, domain=args.domain, seed=args.seed)
     standin = HiBobStandIn(workforce, service_user_id=service_user_id, token=token, unreadable=args.unreadable,
                            per_minute=args.per_minute or None, port=args.port)
-    standin._log_requests = args.verbose
     source = f"${args.credential_env}" if os.environ.get(args.credential_env) else "the defaults of local/hibob.py"
-    return serve_in_foreground(standin, args.port,
-                               f"HiBob stand-in on {{base_url}} with {args.employees} employees; Ctrl-C stops it\n"
-                               f"  connector base URL {{base_url}}, service user {service_user_id} "
-                               f"(credential from {source})")
+    return serve_standin(standin, args,
+                         f"HiBob stand-in on {{base_url}} with {args.employees} employees; Ctrl-C stops it\n"
+                         f"  connector base URL {{base_url}}, service user {service_user_id} "
+                         f"(credential from {source})")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.hibob", description="Local stand-in of HiBob's API")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the stand-in until Ctrl-C")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--employees", type=int, default=50, help="how many employees the Workforce holds")
-    serve.add_argument("--domain", default="example.com", help="the employees' email domain")
-    serve.add_argument("--seed", type=int, default=7, help="the Workforce's seed")
+    parser, serve = command_line("python -m local.hibob", "Local stand-in of HiBob's API", port=DEFAULT_PORT,
+                                 employees=50, serve=_serve)
     serve.add_argument("--unreadable", action="append", default=[], metavar="FIELD",
                        help="a field id the service user may not read (repeatable), e.g. work.title")
     serve.add_argument("--per-minute", type=int, default=DOCUMENTED_SEARCH_PER_MINUTE,
                        help="searches allowed a minute (0: no limit; HiBob documents 50)")
-    serve.add_argument("--credential-env", default=DEFAULT_CREDENTIAL_ENV,
-                       help='environment variable holding {"service_user_id", "token"} (default: '
-                            f"{DEFAULT_CREDENTIAL_ENV}; unset: the stand-in's defaults)")
-    serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    serve.set_defaults(run=_serve)
+    _CREDENTIAL.add_option(serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.run(args)
+    return run_command(_parser(), argv)
 
 
 if __name__ == "__main__":

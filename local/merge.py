@@ -71,21 +71,16 @@ import json
 import math
 import os
 import sys
-import threading
-import time
-import traceback
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from local.hrms_people import Person, Workforce
-from local.serving import ServedOnAThread, serve_in_foreground, write_answer
+from local.hrms_standin import Answer, EnvCredential, HrmsStandIn, command_line, run_command, serve_standin
 
 DEFAULT_PORT = 7097
 DEFAULT_API_KEY = "merge-local-api-key"
@@ -118,23 +113,7 @@ def _field_mappings() -> dict[str, dict]:
     return {"organization_defined_targets": {}, "linked_account_defined_targets": {}}
 
 
-# --- answers and faults -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-
-
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    retry_after: float | None
-    path_contains: str | None
+# --- refusals ----------------------------------------------------------------------------------------------------
 
 
 class _Refused(Exception):
@@ -143,16 +122,8 @@ class _Refused(Exception):
         self.status, self.payload, self.headers = status, payload, dict(headers or {})
 
 
-def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> _Answer:
-    return _Answer(status, json.dumps(payload).encode(), dict(headers or {}))
-
-
 def _detail(status: int, detail: str, headers: Mapping[str, str] | None = None) -> _Refused:
     return _Refused(status, {"detail": detail}, headers)
-
-
-def _retry_after_header(seconds: float) -> str:
-    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
 def _encode_cursor(position: datetime, *, reverse: bool = False) -> str:
@@ -183,7 +154,6 @@ class _Account:
     initial_size: int
     created: dict[int, datetime] = field(default_factory=dict)  # hires: when this stand-in first served them
     deleted: dict[int, datetime] = field(default_factory=dict)  # departures: when they were noticed
-    calls: deque[float] = field(default_factory=deque)  # monotonic times of the admitted calls of the last minute
 
     def derived_id(self, kind: str, key: object) -> str:
         workforce = self.workforce
@@ -212,31 +182,21 @@ class _Account:
 # --- the stand-in -------------------------------------------------------------------------------------------------
 
 
-class MergeStandIn(ServedOnAThread):
+class MergeStandIn(HrmsStandIn):
     """Merge's HRIS employees API on http://127.0.0.1; see the module docstring."""
 
     thread_name = "Merge stand-in"
+    log_name = "merge stand-in"
 
     def __init__(self, workforce: Workforce, *, api_key: str = DEFAULT_API_KEY,
                  account_token: str = DEFAULT_ACCOUNT_TOKEN, disabled_fields: Iterable[str] = (),
                  per_minute: int | None = None, port: int = 0) -> None:
+        super().__init__(port=port)
         self.api_key = api_key
-        self.port = port
-        self.requests_log: list[tuple[str, str, int]] = []
-        self._lock = threading.RLock()
         self._accounts: dict[str, _Account] = {}
-        self._faults: list[_Fault] = []
-        self._drops = 0
-        self._per_minute: int | None = None
-        self._log_requests = False
         self.account_token = account_token
         self.link_account(account_token, workforce, disabled_fields=disabled_fields)
-        self.limit_rate(per_minute)
-
-    def _make_server(self) -> ThreadingHTTPServer:
-        server = _Server(("127.0.0.1", self.port), _Handler)
-        server.standin = self
-        return server
+        self.limit_rate(per_minute)  # per linked account
 
     @property
     def hris_base_url(self) -> str:
@@ -246,11 +206,6 @@ class MergeStandIn(ServedOnAThread):
     @property
     def workforce(self) -> Workforce:
         return self._account(None).workforce
-
-    @property
-    def requests_count(self) -> int:
-        with self._lock:
-            return len(self.requests_log)
 
     def credential(self, account_token: str | None = None) -> str:
         """The connector's credential JSON for a linked account (the first one by default)."""
@@ -276,40 +231,6 @@ class MergeStandIn(ServedOnAThread):
     def group_id(self, kind: str, key: object, account_token: str | None = None) -> str:
         return self._account(account_token).derived_id(f"group:{kind}", key)
 
-    # faults and limits
-
-    def fail_next(self, status: int, *, count: int = 1, retry_after: float | None = None,
-                  path_contains: str | None = None) -> None:
-        """Answer the next ``count`` API requests (whose path contains ``path_contains``) with ``status``."""
-        HTTPStatus(status)  # a ValueError for a status that does not exist
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, path_contains))
-
-    def drop_next(self, count: int = 1) -> None:
-        """Read the next ``count`` API requests, then close their connections without an answer."""
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        with self._lock:
-            self._drops += count
-
-    def limit_rate(self, per_minute: int | None) -> None:
-        """Refuse calls beyond ``per_minute`` within the last minute, per linked account; None lifts the limit."""
-        if per_minute is not None and per_minute < 1:
-            raise ValueError("per_minute must be at least 1 (or None)")
-        with self._lock:
-            self._per_minute = per_minute
-            for account in self._accounts.values():
-                account.calls.clear()
-
-    def clear_faults(self) -> None:
-        """Forget pending faults and drops and lift the rate limit."""
-        with self._lock:
-            self._faults.clear()
-            self._drops = 0
-        self.limit_rate(None)
-
     # the workforce, for tests and the control endpoints
 
     def change(self, indexes: Iterable[int], account_token: str | None = None) -> None:
@@ -330,24 +251,17 @@ class MergeStandIn(ServedOnAThread):
 
     # HTTP
 
-    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer | None:
+    def _api_answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
-        if parts.path == "/_standin" or parts.path.startswith("/_standin/"):
-            return self._control(method, parts.path.removeprefix("/_standin").strip("/"), body)
-        with self._lock:
-            if self._drops > 0:
-                self._drops -= 1
-                self.requests_log.append((method, target, 0))
-                return None
         try:
-            answer = self._api(method, parts.path, parse_qs(parts.query, keep_blank_values=True), headers)
+            return self._api(method, parts.path, parse_qs(parts.query, keep_blank_values=True), headers)
         except _Refused as refused:
-            answer = _json(refused.status, refused.payload, refused.headers)
-        with self._lock:
-            self.requests_log.append((method, target, answer.status))
-        return answer
+            return Answer.json(refused.status, refused.payload, refused.headers)
 
-    def _api(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> _Answer:
+    def _failure_answer(self) -> Answer:
+        return Answer.json(500, {"detail": "stand-in failure"})
+
+    def _api(self, method: str, path: str, query: Mapping[str, list[str]], headers: Mapping[str, str]) -> Answer:
         route = [unquote(part) for part in path.removeprefix(HRIS_PREFIX).strip("/").split("/")]
         known = path.startswith(HRIS_PREFIX + "/") and (
             route in (["employees"], ["linked-account-scopes"]) or (len(route) == 2 and route[0] == "employees"))
@@ -359,12 +273,12 @@ class MergeStandIn(ServedOnAThread):
         if method != "GET":
             raise _detail(405, f'Method "{method}" not allowed.')
         if route == ["linked-account-scopes"]:
-            return _json(200, self._scopes(account))
+            return Answer.json(200, self._scopes(account))
         expand = self._expand(query)
         remote_data = _flag(query, "include_remote_data")
         if len(route) == 2:
-            return _json(200, self._retrieve(account, route[1], expand, remote_data))
-        return _json(200, self._list(account, query, expand, remote_data))
+            return Answer.json(200, self._retrieve(account, route[1], expand, remote_data))
+        return Answer.json(200, self._list(account, query, expand, remote_data))
 
     def _authenticate(self, headers: Mapping[str, str]) -> _Account:
         scheme, _, key = (headers.get("Authorization") or "").strip().partition(" ")
@@ -381,16 +295,10 @@ class MergeStandIn(ServedOnAThread):
         return account
 
     def _inject_fault(self, path: str) -> None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path_contains is None or fault.path_contains in path:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    break
-            else:
-                return
-        headers = {} if fault.retry_after is None else {"Retry-After": _retry_after_header(fault.retry_after)}
+        fault = self._plan.take_fault(path)
+        if fault is None:
+            return
+        headers = fault.retry_after_headers()
         if fault.status == 429:
             wait = "" if fault.retry_after is None else \
                 f" Expected available in {math.ceil(fault.retry_after)} seconds."
@@ -398,17 +306,11 @@ class MergeStandIn(ServedOnAThread):
         raise _detail(fault.status, f"{HTTPStatus(fault.status).phrase} (a fault injected by the stand-in)", headers)
 
     def _admit(self, account: _Account) -> None:
-        with self._lock:
-            limit = self._per_minute
-            if limit is None:
-                return
-            now = time.monotonic()
-            while account.calls and account.calls[0] <= now - 60:
-                account.calls.popleft()
-            if len(account.calls) < limit:
-                account.calls.append(now)
-                return
-            wait = max(1, math.ceil(account.calls[0] + 60 - now))
+        """Count a call against its linked account's limit: DRF's throttling answer beyond it."""
+        throttle = self._plan.admit(account.token)
+        if throttle is None or throttle.admitted:
+            return
+        wait = throttle.wait
         raise _detail(429, f"Request was throttled. Expected available in {wait} seconds.", {"Retry-After": str(wait)})
 
     # the model
@@ -592,42 +494,6 @@ class MergeStandIn(ServedOnAThread):
             document["manager"] = self._employee(account, manager.index, manager.index in account.deleted,
                                                  frozenset(), False, nested=True)
 
-    # control endpoints
-
-    def _control(self, method: str, path: str, body: bytes) -> _Answer:
-        try:
-            if method == "GET" and path == "requests":
-                with self._lock:
-                    return _json(200, {"requests": [list(entry) for entry in self.requests_log]})
-            if method == "DELETE" and path == "fail":
-                self.clear_faults()
-                return _json(200, {"pending": 0})
-            document = json.loads(body or b"{}")
-            if not isinstance(document, dict):
-                return _json(400, {"error": "the body must be a JSON object"})
-            if method == "POST" and path == "fail":
-                self.fail_next(int(document["status"]), count=int(document.get("count", 1)),
-                               retry_after=document.get("retry_after"), path_contains=document.get("path_contains"))
-                with self._lock:
-                    return _json(200, {"pending": sum(fault.remaining for fault in self._faults)})
-            if method == "POST" and path == "drop":
-                self.drop_next(int(document.get("count", 1)))
-                with self._lock:
-                    return _json(200, {"pending": self._drops})
-            if method == "POST" and path == "rate":
-                per_minute = document["per_minute"]
-                self.limit_rate(None if per_minute is None else int(per_minute))
-                return _json(200, {"per_minute": per_minute})
-            if method == "POST" and path in ("change", "depart"):
-                indexes = [int(index) for index in document["indexes"]]
-                (self.change if path == "change" else self.depart)(indexes)
-                return _json(200, {path: indexes})
-            if method == "POST" and path == "hire":
-                return _json(201, {"indexes": self.hire(int(document["count"]))})
-        except (KeyError, TypeError, ValueError) as error:
-            return _json(400, {"error": f"missing or malformed field: {error}"})
-        return _json(404, {"error": "not_found"})
-
 
 def _flag(query: Mapping[str, list[str]], name: str) -> bool:
     return (query.get(name) or [""])[0] in _TRUE
@@ -665,56 +531,16 @@ def _bisect_left(positions: list[datetime], position: datetime) -> int:
     return next((index for index, value in enumerate(positions) if value >= position), len(positions))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: MergeStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive, as pooled clients (httpx) expect
-    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
-    # client's delayed ACK (40 ms) on a kept-alive connection.
-    disable_nagle_algorithm = True
-    timeout = 30  # idle keep-alive connections end instead of holding a thread
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            answer = self.server.standin._handle(self.command, self.path, self.headers, body)
-        except Exception:  # a bug of the stand-in: answer as a server would and keep serving
-            traceback.print_exc()
-            answer = _json(500, {"detail": "stand-in failure"})
-        if answer is None:  # drop_next: the request was read; the connection ends without an answer
-            self.close_connection = True
-            return
-        write_answer(self, answer.status, answer.content_type, answer.body, answer.headers)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.standin._log_requests:
-            sys.stderr.write(f"merge stand-in: {format % args}\n")
-
-
 # --- command line -------------------------------------------------------------------------------------------------
 
 
-def _credential_from(variable: str) -> tuple[str, str]:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return DEFAULT_API_KEY, DEFAULT_ACCOUNT_TOKEN
-    document = json.loads(raw)
-    if not isinstance(document, dict) or not all(isinstance(document.get(key), str) and document[key]
-                                                  for key in ("api_key", "account_token")):
-        raise ValueError(f"${variable} must be a JSON object with api_key and account_token")
-    return document["api_key"], document["account_token"]
+_CREDENTIAL = EnvCredential(DEFAULT_CREDENTIAL_ENV, ("api_key", "account_token"),
+                            (DEFAULT_API_KEY, DEFAULT_ACCOUNT_TOKEN))
 
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        api_key, account_token = _credential_from(args.credential_env)
+        api_key, account_token = _CREDENTIAL.read(args.credential_env)
     except ValueError as error:
         print(f"cannot read the credential: {error}", file=sys.stderr)
         return 2
@@ -726,37 +552,25 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(str(error), file=sys.stderr)
         return 2
-    standin._log_requests = args.verbose
     source = f"${args.credential_env}" if os.environ.get(args.credential_env) else "the defaults of local/merge.py"
-    return serve_in_foreground(standin, args.port,
-                               f"Merge stand-in on {{base_url}} with {args.employees} employees; Ctrl-C stops it\n"
-                               f"  connector base URL {{base_url}}{HRIS_PREFIX} (credential from {source})")
+    return serve_standin(standin, args,
+                         f"Merge stand-in on {{base_url}} with {args.employees} employees; Ctrl-C stops it\n"
+                         f"  connector base URL {{base_url}}{HRIS_PREFIX} (credential from {source})")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.merge",
-                                     description="Local stand-in of Merge's unified HRIS API")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the stand-in until Ctrl-C")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--employees", type=int, default=50, help="how many employees the Workforce holds")
-    serve.add_argument("--domain", default="example.com", help="the employees' email domain")
-    serve.add_argument("--seed", type=int, default=7, help="the Workforce's seed")
+    parser, serve = command_line("python -m local.merge", "Local stand-in of Merge's unified HRIS API",
+                                 port=DEFAULT_PORT, employees=50, serve=_serve)
     serve.add_argument("--disabled-field", action="append", default=[], metavar="FIELD",
                        help="an Employee field turned off in the linked account's Scopes (repeatable)")
     serve.add_argument("--per-minute", type=int, default=LOWEST_PLAN_PER_MINUTE,
                        help="calls allowed a minute per linked account (0: no limit; Merge's Launch plan: 100)")
-    serve.add_argument("--credential-env", default=DEFAULT_CREDENTIAL_ENV,
-                       help='environment variable holding {"api_key", "account_token"} (default: '
-                            f"{DEFAULT_CREDENTIAL_ENV}; unset: the stand-in's defaults)")
-    serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    serve.set_defaults(run=_serve)
+    _CREDENTIAL.add_option(serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.run(args)
+    return run_command(_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -96,22 +96,19 @@ import math
 import os
 import secrets
 import sys
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from json.encoder import encode_basestring  # C-accelerated quoting: pages are built from fragments
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from local.hrms_people import COMPETENCIES, DEPARTMENTS, Person, Workforce
-from local.serving import ServedOnAThread, serve_in_foreground, write_answer
+from local.hrms_standin import Answer, HrmsStandIn, RateWindow, command_line, run_command, serve_standin
 
 DEFAULT_PORT = 7084
 DEFAULT_CLIENT_ID = "papi-local-client"
@@ -272,25 +269,17 @@ class _V1Renderer:
 # --- errors and answers ------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Answer:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def _json_answer(status: int, payload: Any, headers: Mapping[str, str] | None = None,
-                 content_type: str = "application/json") -> _Answer:
-    return _Answer(status, json.dumps(payload, ensure_ascii=False).encode(), content_type, dict(headers or {}))
+                 content_type: str = "application/json") -> Answer:
+    return Answer(status, json.dumps(payload, ensure_ascii=False).encode(), content_type, dict(headers or {}))
 
 
-def _v1_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
+def _v1_error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Answer:
     return _json_answer(status, {"success": False, "error": {"code": status, "message": message}}, headers)
 
 
 def _problem(status: int, detail: str, *, code: str | None = None, title: str | None = None,
-             headers: Mapping[str, str] | None = None) -> _Answer:
+             headers: Mapping[str, str] | None = None) -> Answer:
     phrase = HTTPStatus(status).phrase
     code = code or "common." + phrase.lower().replace(" ", "_")
     body = {"personio_trace_id": str(uuid.uuid4()), "timestamp": _iso_z(datetime.now(UTC)),
@@ -299,7 +288,7 @@ def _problem(status: int, detail: str, *, code: str | None = None, title: str | 
 
 
 def _oauth_error(status: int, error: str, description: str, headers: Mapping[str, str] | None = None,
-                 meta: Mapping[str, Any] | None = None) -> _Answer:
+                 meta: Mapping[str, Any] | None = None) -> Answer:
     body: dict[str, Any] = {"timestamp": _iso_z(datetime.now(UTC)), "trace_id": str(uuid.uuid4()),
                             "error": error, "error_description": description,
                             "error_uri": f"{ERRORS_URL}#credentials.oauth2.{error}"}
@@ -308,7 +297,7 @@ def _oauth_error(status: int, error: str, description: str, headers: Mapping[str
     return _json_answer(status, body, headers, content_type="application/problem+json")
 
 
-def _error_for(path: str, status: int, headers: Mapping[str, str]) -> _Answer:
+def _error_for(path: str, status: int, headers: Mapping[str, str]) -> Answer:
     """The vendor's error body for ``status`` on ``path`` (an injected fault or throttling)."""
     phrase = HTTPStatus(status).phrase
     if path.startswith("/v2/auth/"):
@@ -318,30 +307,6 @@ def _error_for(path: str, status: int, headers: Mapping[str, str]) -> _Answer:
         return _problem(status, "There was a problem while processing this request. Please try again later.",
                         headers=headers)
     return _v1_error(status, phrase, headers)
-
-
-@dataclass
-class _Fault:
-    status: int
-    remaining: int
-    retry_after: float | None
-    path_contains: str | None
-
-
-class _Window:
-    """At most ``per_minute`` events in any 60 s (a sliding window)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self._times: deque[float] = deque()
-
-    def allow(self, now: float) -> bool:
-        while self._times and now - self._times[0] >= 60.0:
-            self._times.popleft()
-        if len(self._times) >= self.per_minute:
-            return False
-        self._times.append(now)
-        return True
 
 
 def _v2_cursor(person_id: int) -> str:
@@ -379,46 +344,29 @@ def _form_or_json(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
 # --- the stand-in ----------------------------------------------------------------------------------------------
 
 
-class PersonioStandIn(ServedOnAThread):
+class PersonioStandIn(HrmsStandIn):
     """Personio's v1 and v2 APIs over a Workforce; see the module docstring for what it answers."""
 
     thread_name = "Personio stand-in"
+    log_name = "personio stand-in"
 
     def __init__(self, workforce: Workforce, *, client_id: str = DEFAULT_CLIENT_ID,
                  client_secret: str = DEFAULT_CLIENT_SECRET, port: int = 0,
                  readable: Iterable[str] | None = None, paged_updated_since: bool = True,
                  token_lifetime: int = TOKEN_LIFETIME) -> None:
+        super().__init__(port=port)
         self.workforce = workforce
         self.client_id = client_id
         self.client_secret = client_secret
-        self.port = port
         self.paged_updated_since = paged_updated_since
         self.token_lifetime = token_lifetime
         self.base_url = f"http://127.0.0.1:{port}" if port else ""
-        self.requests_log: list[tuple[str, str, int]] = []
-        self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # token -> monotonic expiry
         self._current_token: str | None = None
-        self._faults: list[_Fault] = []
-        self._drops = 0
-        self._rate: _Window | None = None
-        self._auth_v1 = _Window(V1_AUTH_PER_MINUTE)
-        self._auth_v2 = _Window(V2_AUTH_PER_MINUTE)
-        self._log_requests = False
+        self._auth_v1 = RateWindow(V1_AUTH_PER_MINUTE)  # the auth endpoints' own limits, never lifted
+        self._auth_v2 = RateWindow(V2_AUTH_PER_MINUTE)
         self._present_cache: tuple[tuple[int, int], list[int]] | None = None
         self.set_readable(readable)
-
-    # lifecycle
-
-    def _make_server(self) -> _Server:
-        server = _Server(("127.0.0.1", self.port), _Handler)
-        server.standin = self
-        return server
-
-    @property
-    def requests_count(self) -> int:
-        with self._lock:
-            return len(self.requests_log)
 
     # what the credential reads, and the workforce
 
@@ -450,15 +398,6 @@ class PersonioStandIn(ServedOnAThread):
             self._present_cache = (key, indexes)
         return indexes
 
-    def change(self, indexes: Iterable[int]) -> None:
-        self.workforce.change(list(indexes))
-
-    def depart(self, indexes: Iterable[int]) -> None:
-        self.workforce.depart(list(indexes))
-
-    def hire(self, count: int) -> list[int]:
-        return self.workforce.hire(count)
-
     # faults and throttling
 
     def fail_next(self, status: int, *, count: int = 1, retry_after: float | None = None,
@@ -466,52 +405,17 @@ class PersonioStandIn(ServedOnAThread):
         """Answer the next ``count`` API requests (whose path contains ``path_contains``) with ``status``."""
         if not 400 <= status <= 599:
             raise ValueError(f"fail_next wants an error status (400-599), not {status}")
-        HTTPStatus(status)
-        with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, path_contains))
-
-    def drop_next(self, count: int = 1) -> None:
-        """Read the next ``count`` API requests and close their connections without an answer."""
-        with self._lock:
-            self._drops += count
+        super().fail_next(status, count=count, retry_after=retry_after, path_contains=path_contains)
 
     def limit_rate(self, per_minute: int | None) -> None:
-        """Refuse data requests beyond ``per_minute`` in any 60 s with 429 (no Retry-After); None: no limit."""
-        with self._lock:
-            self._rate = _Window(per_minute) if per_minute else None
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._drops = 0
-            self._rate = None
+        """Refuse data requests beyond ``per_minute`` in any 60 s with 429 (no Retry-After); None or 0: no limit."""
+        super().limit_rate(per_minute or None)
 
     def revoke_tokens(self) -> None:
         """Every token issued so far stops working (401); the next auth issues a new one."""
         with self._lock:
             self._tokens.clear()
             self._current_token = None
-
-    def _take_fault(self, path: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.path_contains is None or fault.path_contains in path:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
-
-    def _take_drop(self) -> bool:
-        with self._lock:
-            if self._drops > 0:
-                self._drops -= 1
-                return True
-        return False
-
-    def _throttled(self) -> bool:
-        with self._lock:
-            return self._rate is not None and not self._rate.allow(time.monotonic())
 
     # tokens
 
@@ -541,28 +445,17 @@ class PersonioStandIn(ServedOnAThread):
 
     # HTTP
 
-    def _handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer | None:
+    def _failure_answer(self) -> Answer:
+        return _v1_error(500, "Internal Server Error")
+
+    def _api_answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
         path = parts.path
-        if path.startswith("/_standin/"):
-            return self._control(method, path[len("/_standin/"):].strip("/"), body)
-        if self._take_drop():
-            self._record(method, target, 0)
-            return None
-        answer = self._api(method, path, parts.query, headers, body)
-        self._record(method, target, answer.status)
-        return answer
-
-    def _record(self, method: str, target: str, status: int) -> None:
-        with self._lock:
-            self.requests_log.append((method, target, status))
-
-    def _api(self, method: str, path: str, query_text: str, headers: Mapping[str, str], body: bytes) -> _Answer:
-        fault = self._take_fault(path)
+        fault = self._plan.take_fault(path)  # before anything else, even authentication
         if fault is not None:
             extra = {"Retry-After": str(math.ceil(fault.retry_after))} if fault.retry_after is not None else {}
             return _error_for(path, fault.status, extra)
-        query = parse_qs(query_text, keep_blank_values=True)
+        query = parse_qs(parts.query, keep_blank_values=True)
         if path == "/v1/auth":
             return self._v1_auth(method, query, headers, body) if method == "POST" else \
                 _v1_error(405, "Method Not Allowed")
@@ -578,7 +471,8 @@ class PersonioStandIn(ServedOnAThread):
                 return _problem(401, "The access token is missing, invalid or expired.", code="common.unauthorized")
             return _v1_error(401, "Authorization is not provided") if not sent else \
                 _v1_error(401, "The token is invalid or has expired")
-        if self._throttled():
+        throttle = self._plan.admit()  # data requests only
+        if throttle is not None and not throttle.admitted:
             return _error_for(path, 429, {})
         if method != "GET":
             return _problem(405, "Method Not Allowed") if v2 else _v1_error(405, "Method Not Allowed")
@@ -592,12 +486,12 @@ class PersonioStandIn(ServedOnAThread):
     # v1
 
     def _v1_auth(self, method: str, query: Mapping[str, list[str]], headers: Mapping[str, str],
-                 body: bytes) -> _Answer:
+                 body: bytes) -> Answer:
         if "client_id" in query or "client_secret" in query:
             return _v1_error(403, "Credentials in the query string are no longer accepted: send client_id and "
                                   "client_secret in the request body.")
         with self._lock:
-            allowed = self._auth_v1.allow(time.monotonic())
+            allowed = self._auth_v1.admit(time.monotonic())
         if not allowed:
             return _v1_error(429, "Too Many Requests")
         fields = _form_or_json(headers, body)
@@ -611,7 +505,7 @@ class PersonioStandIn(ServedOnAThread):
         return _json_answer(200, {"success": True, "data": {"token": token, "expires_in": expires_in,
                                                             "scope": "employees:read"}})
 
-    def _v1(self, route: list[str], query: Mapping[str, list[str]]) -> _Answer:
+    def _v1(self, route: list[str], query: Mapping[str, list[str]]) -> Answer:
         if route[:2] != ["company", "employees"]:
             return _v1_error(404, "Not Found")
         rest = route[2:]
@@ -625,7 +519,7 @@ class PersonioStandIn(ServedOnAThread):
                 return _v1_error(404, "The employee was not found.")
             renderer = self._renderer
             document = f'{{"success":true,"data":{renderer.employee(person, self._manager(person, {}))}}}'
-            return _Answer(200, document.encode())
+            return Answer(200, document.encode())
         if rest:
             return _v1_error(404, "Not Found")
         return self._v1_employees(query)
@@ -638,7 +532,7 @@ class PersonioStandIn(ServedOnAThread):
             cache[index] = self.workforce.by_id(self.workforce.first_id + index)
         return cache[index]
 
-    def _v1_employees(self, query: Mapping[str, list[str]]) -> _Answer:
+    def _v1_employees(self, query: Mapping[str, list[str]]) -> Answer:
         try:
             limit = int(query.get("limit", [str(V1_DEFAULT_LIMIT)])[0])
             offset = int(query.get("offset", ["0"])[0])
@@ -673,13 +567,13 @@ class PersonioStandIn(ServedOnAThread):
         pages = math.ceil(total / limit) if total else 0
         document = (f'{{"success":true,"metadata":{{"total_elements":{total},"current_page":{offset // limit},'
                     f'"total_pages":{pages}}},"offset":{offset},"limit":{limit},"data":[{",".join(employees)}]}}')
-        return _Answer(200, document.encode())
+        return Answer(200, document.encode())
 
     # v2
 
-    def _v2_auth(self, headers: Mapping[str, str], body: bytes) -> _Answer:
+    def _v2_auth(self, headers: Mapping[str, str], body: bytes) -> Answer:
         with self._lock:
-            allowed = self._auth_v2.allow(time.monotonic())
+            allowed = self._auth_v2.admit(time.monotonic())
         if not allowed:
             return _oauth_error(429, "temporarily_unavailable", "Too many token requests.")
         content_type = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -709,7 +603,7 @@ class PersonioStandIn(ServedOnAThread):
                                   "scope": "personio:persons:read personio:employments:read"},
                             {"Cache-Control": "no-store"})
 
-    def _v2(self, route: list[str], query: Mapping[str, list[str]]) -> _Answer:
+    def _v2(self, route: list[str], query: Mapping[str, list[str]]) -> Answer:
         if route == ["persons"]:
             return self._v2_persons(query)
         if len(route) >= 2 and route[0] == "persons":
@@ -728,7 +622,7 @@ class PersonioStandIn(ServedOnAThread):
         return _problem(404, "The requested resource was not found.", code="common.requested_resource_not_found",
                         title="Not found")
 
-    def _v2_org_unit(self, unit_id: str, query: Mapping[str, list[str]]) -> _Answer:
+    def _v2_org_unit(self, unit_id: str, query: Mapping[str, list[str]]) -> Answer:
         kind = query.get("type", [""])[0]
         if kind not in ("department", "team"):
             return _problem(400, "Provided request parameters are invalid.", code="common.bad_request",
@@ -740,7 +634,7 @@ class PersonioStandIn(ServedOnAThread):
         return _json_answer(200, {"id": unit_id, "type": kind, "name": names[unit_id], "_meta": {"links": {
             "self": {"href": f"{self.base_url}/v2/org-units/{unit_id}?type={kind}"}}}})
 
-    def _v2_persons(self, query: Mapping[str, list[str]]) -> _Answer:
+    def _v2_persons(self, query: Mapping[str, list[str]]) -> Answer:
         invalid_value = _problem(400, "Provided request parameters are invalid.", code="common.bad_request",
                                  title="Bad request")
         for name in query:
@@ -851,50 +745,20 @@ class PersonioStandIn(ServedOnAThread):
 
     # control endpoints
 
-    def _control(self, method: str, route: str, body: bytes) -> _Answer:
-        try:
-            if method == "GET" and route == "requests":
-                with self._lock:
-                    return _json_answer(200, {"requests": [list(entry) for entry in self.requests_log]})
-            if method == "DELETE" and route == "fail":
-                self.clear_faults()
-                return _json_answer(200, {"pending": 0})
-            if method != "POST":
-                return _json_answer(404, {"error": "not_found"})
-            document = json.loads(body or b"{}")
-            if not isinstance(document, dict):
-                return _json_answer(400, {"error": "the body must be a JSON object"})
-            if route == "fail":
-                retry_after = document.get("retry_after")
-                self.fail_next(int(document["status"]), count=int(document.get("count", 1)),
-                               retry_after=float(retry_after) if retry_after is not None else None,
-                               path_contains=document.get("path_contains"))
-                with self._lock:
-                    return _json_answer(200, {"pending": sum(fault.remaining for fault in self._faults)})
-            if route == "drop":
-                self.drop_next(int(document.get("count", 1)))
-                with self._lock:
-                    return _json_answer(200, {"pending": self._drops})
-            if route == "rate":
-                per_minute = document.get("per_minute")
-                self.limit_rate(int(per_minute) if per_minute is not None else None)
-                return _json_answer(200, {"per_minute": per_minute})
-            if route in ("change", "depart"):
-                indexes = [int(index) for index in document["indexes"]]
-                (self.change if route == "change" else self.depart)(indexes)
-                return _json_answer(200, {"indexes": indexes})
-            if route == "hire":
-                return _json_answer(200, {"indexes": self.hire(int(document["count"]))})
-            if route == "readable":
-                names = document.get("attributes")
-                self.set_readable(None if names is None else [str(name) for name in names])
-                return _json_answer(200, {"attributes": sorted(self.readable)})
-            if route == "revoke":
-                self.revoke_tokens()
-                return _json_answer(200, {})
-        except (KeyError, TypeError, ValueError) as error:
-            return _json_answer(400, {"error": f"missing or malformed field: {error}"})
-        return _json_answer(404, {"error": "not_found"})
+    def _control_reply(self, route: str, reply: dict[str, Any]) -> Answer:
+        if route in ("change", "depart"):
+            reply = {"indexes": reply[route]}
+        return _json_answer(200, reply)  # hire too
+
+    def _control_extra(self, route: str, document: dict[str, Any]) -> Answer | None:
+        if route == "readable":
+            names = document.get("attributes")
+            self.set_readable(None if names is None else [str(name) for name in names])
+            return _json_answer(200, {"attributes": sorted(self.readable)})
+        if route == "revoke":
+            self.revoke_tokens()
+            return _json_answer(200, {})
+        return None
 
 
 def _person_status(person: Person) -> str:
@@ -906,41 +770,6 @@ def _employment_ids(person: Person) -> list[str]:
     if person.index % 25 == 3:
         ids.append(str(uuid.uuid5(_EMPLOYMENT_NAMESPACE, f"{person.id}:former")))
     return ids
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: PersonioStandIn
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"  # keep-alive, as httpx's pooled client expects
-    # Headers and body go out as two writes: without TCP_NODELAY, Nagle holds the body back until the
-    # client's delayed ACK (40 ms) on a kept-alive connection.
-    disable_nagle_algorithm = True
-    timeout = 30  # idle keep-alive connections end instead of holding a thread
-
-    def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            answer = self.server.standin._handle(self.command, self.path, self.headers, body)
-        except Exception:  # a bug of the stand-in: answer as Personio would and keep serving
-            import traceback
-
-            traceback.print_exc()
-            answer = _v1_error(500, "Internal Server Error")
-        if answer is None:  # drop_next: the request was read; no answer, the connection closes
-            self.close_connection = True
-            return
-        write_answer(self, answer.status, answer.content_type, answer.body, answer.headers)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.standin._log_requests:
-            sys.stderr.write(f"personio stand-in: {format % args}\n")
 
 
 # --- command line -----------------------------------------------------------------------------------------------
@@ -962,34 +791,23 @@ def _serve(args: argparse.Namespace) -> int:
                               readable=readable)
     if args.rate_per_minute:
         standin.limit_rate(args.rate_per_minute)
-    standin._log_requests = args.verbose
-    return serve_in_foreground(standin, args.port,
-                               f"Personio stand-in on {{base_url}} with {args.employees} employees "
-                               f"(client id {client_id}); Ctrl-C stops it")
+    return serve_standin(standin, args, f"Personio stand-in on {{base_url}} with {args.employees} employees "
+                                        f"(client id {client_id}); Ctrl-C stops it")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local.personio",
-                                     description="Local stand-in of Personio's v1 and v2 employee APIs")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve the stand-in until Ctrl-C")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--employees", type=int, default=200, help="how many employees the workforce holds")
-    serve.add_argument("--domain", default="example.com", help="the domain of the employees' emails")
-    serve.add_argument("--seed", type=int, default=7, help="the workforce's seed")
+    parser, serve = command_line("python -m local.personio", "Local stand-in of Personio's v1 and v2 employee APIs",
+                                 port=DEFAULT_PORT, employees=200, serve=_serve)
     serve.add_argument("--credentials-env", default=CREDENTIALS_ENV,
                        help="environment variable holding {\"client_id\", \"client_secret\"} (default "
                             f"{CREDENTIALS_ENV}; unset: {DEFAULT_CLIENT_ID} and the stand-in's default secret)")
     serve.add_argument("--readable", help="comma list of readable attributes (default: all)")
     serve.add_argument("--rate-per-minute", type=int, help="throttle data requests as Personio does (e.g. 300)")
-    serve.add_argument("--verbose", action="store_true", help="log every request to stderr")
-    serve.set_defaults(run=_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.run(args)
+    return run_command(_parser(), argv)
 
 
 if __name__ == "__main__":

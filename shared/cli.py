@@ -509,6 +509,38 @@ def cmd_hrms_mapping(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hrms_writeback(args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.hrms.writeback import configure
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.tenant)
+        document: dict[str, Any] = {}
+        for kind in ("completion", "assessment"):
+            if getattr(args, kind):
+                document[kind] = json.loads(getattr(args, kind))
+        if args.enable or args.disable:
+            document["enabled"] = bool(args.enable)
+        if document:
+            tenant = configure(conn, tenant, document)
+            _audit(conn, "hrms.writeback", tenant_id=tenant.id, details=document)
+    _print_json(tenant.hrms.writeback if tenant.hrms else {})
+    return 0
+
+
+def cmd_hrms_results(args: argparse.Namespace) -> int:
+    from shared import db
+    from shared.hrms.writeback import list_results
+
+    with db.transaction() as conn:
+        tenant = _tenant(conn, args.tenant)
+        rows = list_results(conn, tenant.id, status=args.status, limit=args.limit)
+    columns = ("result_id", "kind", "title", "completed_on", "status", "hrms_record_id", "attempts", "received_at",
+               "failure_reason")
+    _print_json(rows) if args.json else _print_table(rows, columns)
+    return 0
+
+
 # --- commands: users -------------------------------------------------------------------------------
 
 
@@ -685,6 +717,19 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument("--set", action="append", metavar="CONTEXT_KEY=SOURCE_ATTRIBUTE")
     mapping.add_argument("--remove", action="append", metavar="CONTEXT_KEY")
 
+    writeback = _command(hrms, "writeback", cmd_hrms_writeback, "show or set where results are written in the "
+                         "HRMS (checked against it) and turn write-back on or off")
+    writeback.add_argument("tenant")
+    writeback.add_argument("--completion", metavar="JSON", help='target of completions, e.g. {"training_type_id": 12}')
+    writeback.add_argument("--assessment", metavar="JSON", help="target of assessment results")
+    switch = writeback.add_mutually_exclusive_group()
+    switch.add_argument("--enable", action="store_true")
+    switch.add_argument("--disable", action="store_true")
+    results = _command(hrms, "results", cmd_hrms_results, "results reported for write-back, newest first", lists=True)
+    results.add_argument("tenant")
+    results.add_argument("--status", choices=("queued", "written", "failed"))
+    results.add_argument("--limit", type=int, default=50)
+
     user = _group(commands, "user", "a tenant's users")
     listing = _command(user, "list", cmd_user_list, "list users", lists=True)
     listing.add_argument("tenant")
@@ -726,7 +771,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except json.JSONDecodeError as error:
-        print(f"error: --hrms is not JSON: {error}", file=sys.stderr)
+        option = "--hrms" if getattr(args, "hrms", None) else "the JSON option"
+        print(f"error: {option} is not JSON: {error}", file=sys.stderr)
         return 2
     except Exception as error:
         if isinstance(error, _refusal_types()):

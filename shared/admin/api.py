@@ -292,3 +292,22 @@ def hrms_mapping(conn: psycopg.Connection, principal: AdminPrincipal, params: di
         raise AdminRefusal(502, "hrms_unavailable", f"the HRMS could not be asked what it lets us read: {error}") \
             from None
     return {"tenant": tenant.slug, "field_mapping": saved.hrms.field_mapping if saved.hrms else {}}
+
+
+def hrms_writeback(conn: psycopg.Connection, principal: AdminPrincipal, params: dict[str, str]) -> dict[str, Any]:
+    """Set where results go in the tenant's HRMS and turn write-back on or off ({"enabled", "completion",
+    "assessment"}), each target checked against the HRMS first."""
+    from shared.hrms import writeback
+    from shared.hrms.connectors.base import ConnectorError
+    from shared.http import OutboundError
+    from shared.secrets import SecretError
+    from shared.tenants.models import InvalidValue
+
+    tenant = _visible_tenant(conn, principal, params["slug"])
+    try:
+        saved = writeback.configure(conn, tenant, _json_body(params))
+    except InvalidValue as error:
+        raise AdminRefusal(400, "invalid_writeback", str(error)) from None
+    except (ConnectorError, OutboundError, SecretError) as error:
+        raise AdminRefusal(502, "hrms_unavailable", f"the HRMS could not be asked: {error}") from None
+    return {"tenant": tenant.slug, "writeback": saved.hrms.writeback if saved.hrms else {}}

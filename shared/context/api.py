@@ -7,6 +7,9 @@ Contract (tests/context/test_api.py):
 - ``user_context`` returns a user of the tenant, by id or email (404 otherwise), with the HRMS record
   kept for them (profile, manager, mapped context keys, when it was seen and changed; null before the
   first sync that matched them) and the time of the tenant's last successful sync;
+- ``report_result`` records a result to write back to the HRMS (shared.hrms.writeback): 202 with its status
+  (queued once, then queued after commit), 400 naming every bad field, 404 for an unknown user, 409 when
+  write-back is off or the same result id came with other content; ``result`` reports what became of it;
 - ``changes`` returns the tenant's change log after ``after`` (default 0), in order, at most ``limit``
   (1-1000, default 500) entries, with the number to ask ``after`` next; a malformed parameter is a
   400 naming it.
@@ -123,3 +126,56 @@ def user_context(tenant_slug: str, authorization: str | None, user: str) -> Cont
         "hrms": hrms,
         "last_sync_at": last_sync.isoformat() if last_sync else None,
     })
+
+
+def report_result(tenant_slug: str, authorization: str | None, body: bytes) -> tuple[ContextResponse, Any]:
+    """Record a completion or assessment result to write back to the HRMS; 202 with its status. The second
+    value is the work to do once the response is decided (queueing), or None."""
+    import json
+
+    from shared.hrms import writeback
+    from shared.identity.models import UserNotFound
+    from shared.tenants.registry import get_tenant_by_id
+
+    credentials = basic_credentials(authorization)
+    if credentials is None:
+        return _unauthorized(), None
+    with db.transaction() as conn:
+        app = _app_of_tenant(conn, credentials, tenant_slug)
+        if app is None:
+            return _unauthorized(), None
+        try:
+            report = writeback.parse_result(json.loads(body or b"null"))
+        except ValueError as error:  # malformed JSON, or InvalidResult naming every bad field
+            problems = getattr(error, "problems", {"body": "must be a JSON object"})
+            return ContextResponse(400, {"error": "invalid_result", "message": "; ".join(
+                f"{name}: {problem}" for name, problem in problems.items()), "fields": problems}), None
+        tenant = get_tenant_by_id(conn, app.tenant_id)
+        try:
+            status, queue = writeback.accept_result(conn, tenant, app.id, report)
+        except writeback.WriteBackOff as error:
+            return ContextResponse(409, {"error": "writeback_off", "message": str(error)}), None
+        except writeback.ResultConflict as error:
+            return ContextResponse(409, {"error": "result_conflict", "message": str(error)}), None
+        except (UserNotFound, ValueError):
+            return ContextResponse(404, {"error": "unknown_user", "message":
+                                         f"no user {report.user!r} in tenant {tenant_slug!r}"}), None
+    work = (lambda: writeback.enqueue(tenant.id, report.result.result_id)) if queue else None
+    return ContextResponse(202, status), work
+
+
+def result(tenant_slug: str, authorization: str | None, result_id: str) -> ContextResponse:
+    """What became of a reported result: queued, written (with the HRMS's record id) or failed with the reason."""
+    from shared.hrms.writeback import result_status
+
+    credentials = basic_credentials(authorization)
+    if credentials is None:
+        return _unauthorized()
+    with db.transaction() as conn:
+        app = _app_of_tenant(conn, credentials, tenant_slug)
+        if app is None:
+            return _unauthorized()
+        found = result_status(conn, app.tenant_id, result_id)
+    if found is None:
+        return ContextResponse(404, {"error": "not_found", "message": f"no result {result_id!r}"})
+    return ContextResponse(200, found)

@@ -232,6 +232,13 @@ def fail_poisoned(body: str) -> runs.Run | None:
 
 def notify_admins(tenant_id: str, run: runs.Run) -> str:
     """Tell the tenant's admins that a run failed; returns how ("teams" or "log")."""
+    return tell_admins(tenant_id, f"hrms-failed-{run.id}", "HR data sync failed",
+                       f"The {run.mode} sync of your HR system failed: {run.failure_reason}")
+
+
+def tell_admins(tenant_id: str, alert_id: str, title: str, text: str) -> str:
+    """A Teams alert to the tenant's admins (users with the admin role) when the tenant has Teams and the
+    bot is configured; otherwise the log (and the record the caller keeps) is the report."""
     from shared.teams import alerts
     from shared.tenants.registry import get_tenant_by_id
 
@@ -240,14 +247,12 @@ def notify_admins(tenant_id: str, run: runs.Run) -> str:
         admins = [row[0] for row in conn.execute(
             "SELECT id::text FROM users WHERE tenant_id = %s AND status = 'active' AND 'admin' = ANY(role_slugs)",
             [tenant_id]).fetchall()]
-        teams_ready = bool(tenant.teams_tenant_id and config.MICROSOFT_APP_ID.optional() and admins)
         accepted = None
-        if teams_ready:
-            request = alerts.AlertRequest(
-                alert_id=f"hrms-failed-{run.id}", tenant=tenant.slug, recipients=tuple(admins),
-                title="HR data sync failed", text=f"The {run.mode} sync of your HR system failed: {run.failure_reason}")
-            accepted = alerts.accept_alert(conn, tenant, request, created_by="hrms-sync")
-    log.error("hrms-sync: run %s of tenant %s failed: %s", run.id, tenant.slug, run.failure_reason)
+        if tenant.teams_tenant_id and config.MICROSOFT_APP_ID.optional() and admins:
+            request = alerts.AlertRequest(alert_id=alert_id[:128], tenant=tenant.slug, recipients=tuple(admins),
+                                          title=title, text=text[:alerts.MAX_TEXT])
+            accepted = alerts.accept_alert(conn, tenant, request, created_by="hrms")
+    log.error("hrms: tenant %s: %s (%s): %s", tenant.slug, title, alert_id, text)
     if accepted is None:
         return "log"
     alerts.enqueue_batches(accepted.tenant_id, accepted.alert_id, accepted.pending_batches)

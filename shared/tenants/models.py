@@ -179,10 +179,14 @@ class HrmsSettings:
     field_mapping: dict[str, str] = field(default_factory=dict)
     schedule: str = "0 0 2 * * *"
     pace: bool = True
+    # Write-back of results: {"enabled": bool, "completion": {target}, "assessment": {target}}; each target's
+    # shape is the connector's (checked against the HRMS when saved: shared.hrms.writeback).
+    writeback: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, document: dict[str, Any]) -> HrmsSettings:
-        unknown = set(document) - {"kind", "base_url", "credential_ref", "field_mapping", "schedule", "pace"}
+        unknown = set(document) - {"kind", "base_url", "credential_ref", "field_mapping", "schedule", "pace",
+                                   "writeback"}
         if unknown:
             raise InvalidValue("hrms", f"unknown keys: {', '.join(sorted(unknown))}")
         kind = document.get("kind")
@@ -195,6 +199,12 @@ class HrmsSettings:
         pace = document.get("pace", True)
         if not isinstance(pace, bool):
             raise InvalidValue("hrms.pace", "must be true or false")
+        writeback = document.get("writeback") or {}
+        if not isinstance(writeback, dict) or set(writeback) - {"enabled", "completion", "assessment"} \
+                or not isinstance(writeback.get("enabled", False), bool) \
+                or not all(isinstance(writeback.get(kind, {}), dict) for kind in ("completion", "assessment")):
+            raise InvalidValue("hrms.writeback", 'must be {"enabled": true|false, "completion": {...}, '
+                               '"assessment": {...}}')
         return cls(
             kind=kind,
             base_url=parse_url(str(document.get("base_url", "")), "hrms.base_url"),
@@ -202,11 +212,13 @@ class HrmsSettings:
             field_mapping=mapping,
             schedule=schedule,
             pace=pace,
+            writeback=dict(writeback),
         )
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "base_url": self.base_url, "credential_ref": self.credential_ref,
-                "field_mapping": self.field_mapping, "schedule": self.schedule, "pace": self.pace}
+                "field_mapping": self.field_mapping, "schedule": self.schedule, "pace": self.pace,
+                "writeback": self.writeback}
 
 
 def parse_field_mapping(mapping: Any) -> dict[str, str]:

@@ -64,7 +64,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from shared.hrms.connectors.base import ConnectorError, ConnectorSettings, Employee, Page
+from shared.hrms.connectors.base import ConnectorError, ConnectorSettings, Employee, Page, Result, WriteRefused
 from shared.http import OutboundClient, OutboundError, RetryLater, RetryPolicy
 
 LIST_PATH = "/api/v1/employees"
@@ -282,6 +282,90 @@ class BambooHRConnector:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+TRAINING_TYPES_PATH = "/api/v1/training/type"
+TRAINING_RECORDS_PATH = "/api/v1/training/record/employee/{employee_id}"
+
+
+class BambooHRWriter:
+    """Results written back as training records of a chosen training type (write-back, shared.hrms.writeback).
+
+    Target: ``{"training_type_id": <int>}``, checked against List Training Types (an object keyed by id). A
+    record carries ``completed`` (the result's date), ``type``, ``hours`` and ``credits`` when given, and
+    ``notes``: the title, the score when there is one, and the result's marker ``[ec:<result id>]``, by which
+    a redelivered write finds the record it already made (List Employee Training Records filtered by type:
+    an object keyed by record id, or ``[]`` when the employee has none; numbers come back as strings, the
+    type as a string when listed and an integer when created). Create is a POST: never retried on a 5xx
+    (only a 429), so an uncertain write is looked for before it is made again.
+    """
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self._connector = BambooHRConnector(settings)
+
+    def _types(self) -> dict[str, Any]:
+        response = self._connector._get(TRAINING_TYPES_PATH)
+        if response.status_code != 200:
+            raise self._connector._refused(response, "the training types")
+        types = self._connector._json(response, "the training types")
+        return types if isinstance(types, dict) else {}
+
+    def check_target(self, target: Mapping[str, Any]) -> dict[str, Any]:
+        raw = target.get("training_type_id")
+        if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())):
+            raise ConnectorError("BambooHR write-back needs {\"training_type_id\": <the training type's id>}",
+                                 retryable=False)
+        types = self._types()
+        if str(raw) not in types:
+            known = ", ".join(f"{key} ({(value or {}).get('name', '?')})" for key, value in sorted(types.items()))
+            raise ConnectorError(f"BambooHR has no training type {raw}; its training types: {known or 'none'}",
+                                 retryable=False)
+        return {"training_type_id": int(raw)}
+
+    def find_written(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str | None:
+        path = TRAINING_RECORDS_PATH.format(employee_id=hrms_id)
+        response = self._connector._get(path, [("type", str(target["training_type_id"]))])
+        if response.status_code == 404:
+            raise WriteRefused(f"BambooHR has no employee {hrms_id} (404)")
+        if response.status_code != 200:
+            raise self._connector._refused(response, f"the training records of employee {hrms_id}")
+        records = self._connector._json(response, "the training records")
+        if not isinstance(records, dict):  # [] when the employee has none
+            return None
+        return next((str(key) for key, record in records.items()
+                     if isinstance(record, dict) and result.marker in (record.get("notes") or "")), None)
+
+    def write(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str:
+        notes = result.title if result.score is None else f"{result.title} (score {result.score:g})"
+        body: dict[str, Any] = {"completed": result.completed_on, "type": int(target["training_type_id"]),
+                                "notes": f"{notes} {result.marker}"}
+        if result.hours is not None:
+            body["hours"] = result.hours
+        if result.credits is not None:
+            body["credits"] = result.credits
+        path = TRAINING_RECORDS_PATH.format(employee_id=hrms_id)
+        try:
+            response = self._connector._http().post(path, json=body)
+        except RetryLater:
+            raise
+        except OutboundError as error:
+            raise ConnectorError(f"BambooHR did not answer POST {path}: {error}", retryable=error.retryable) \
+                from error
+        if response.status_code in (200, 201):
+            created = self._connector._json(response, "the new training record")
+            return str(created.get("id")) if isinstance(created, dict) and created.get("id") is not None else ""
+        if response.status_code in (400, 404):
+            reason = (response.headers.get("X-BambooHR-Error-Message") or "").strip()[:200]
+            raise WriteRefused(f"BambooHR refused the training record for employee {hrms_id} "
+                               f"({response.status_code}{': ' + reason if reason else ''})")
+        raise self._connector._refused(response, f"a training record for employee {hrms_id}")
+
+    def close(self) -> None:
+        self._connector.close()
+
+
+def writer(settings: ConnectorSettings) -> BambooHRWriter:
+    return BambooHRWriter(settings)
 
 
 def connect(settings: ConnectorSettings) -> BambooHRConnector:

@@ -135,3 +135,59 @@ class TokenCache:
 
 
 TOKENS = TokenCache()
+
+
+# --- write-back (completions and assessments into the HRMS) ------------------------------------------------
+
+
+RESULT_KINDS = ("completion", "assessment")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A completion or assessment result of one employee, as a tenant app reported it."""
+
+    result_id: str
+    kind: str  # one of RESULT_KINDS
+    title: str
+    completed_on: str  # YYYY-MM-DD
+    score: float | None = None
+    hours: float | None = None
+    credits: float | None = None
+    details: Mapping[str, Any] | None = None
+
+    @property
+    def marker(self) -> str:
+        """Written with the record where the HRMS has room for text, so an earlier write can be found again."""
+        return f"[ec:{self.result_id}]"
+
+
+class WriteRefused(ConnectorError):
+    """The HRMS refused the write for good (unknown employee, a field that is not writable, a bad value):
+    retrying cannot help. The message says why, for the result's record and the tenant's admins."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class Writer(Protocol):
+    """Write-back for one HRMS. ``target`` is the tenant's write-back mapping for one result kind (its shape is
+    the connector module's to document), e.g. BambooHR ``{"training_type_id": 12}``.
+
+    - ``check_target(target)`` asks the HRMS whether the target exists and can be written (the training type,
+      the custom attributes, the table and its columns) and returns it normalized; ConnectorError naming every
+      problem otherwise (non-retryable);
+    - ``find_written(hrms_id, result, target)`` returns the HRMS's record id of an earlier write of this result
+      (found by ``result.marker`` or by the values written), or None: a write that crashed before we recorded
+      it is found again instead of written twice;
+    - ``write(hrms_id, result, target)`` writes and returns the HRMS's own record id; WriteRefused for a
+      permanent refusal, a retryable ConnectorError for the rest;
+    - ``close()``."""
+
+    def check_target(self, target: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def find_written(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str | None: ...
+
+    def write(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str: ...
+
+    def close(self) -> None: ...

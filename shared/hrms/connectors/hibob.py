@@ -58,7 +58,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from shared.hrms.connectors.base import Connector, ConnectorError, ConnectorSettings, Employee, Page
+from shared.hrms.connectors.base import (
+    Connector,
+    ConnectorError,
+    ConnectorSettings,
+    Employee,
+    Page,
+    Result,
+    WriteRefused,
+)
 from shared.http import OutboundClient, OutboundError, RetryLater, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -339,3 +347,79 @@ def connect(settings: ConnectorSettings, *, page_size: int = PAGE_SIZE) -> HiBob
 
 
 _: type[Connector] = HiBobConnector  # the class keeps to the Connector protocol
+
+
+# --- write-back ------------------------------------------------------------------------------------------------
+
+TABLES_METADATA_PATH = "/v1/people/custom-tables/metadata"
+RESULT_FIELDS = ("title", "completed_on", "score", "hours", "credits", "marker")
+
+
+class HiBobWriter:
+    """Results written back as entries of a custom table (write-back, shared.hrms.writeback).
+
+    Target: ``{"table_id": "<custom table id>", "columns": {"title": "<column id>", "completed_on": ...,
+    "score": ..., "hours": ..., "credits": ..., "marker": "<a text column>"}}``; ``title`` and ``marker``
+    are required (the marker column holds ``[ec:<result id>]``, by which a redelivered write finds the
+    entry it made). Checked against the custom tables' metadata (``GET /v1/people/custom-tables/metadata``).
+    An entry is ``POST /v1/people/custom-tables/{employee id}/{table id}`` ``{"values": {column: value}}``;
+    the entries are read back with ``GET`` on the same path. A 404 (no such employee or table) and a 400 (a
+    value the column refuses) are permanent refusals.
+    """
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self._api = HiBobConnector(settings)
+
+    def check_target(self, target: Mapping[str, Any]) -> dict[str, Any]:
+        table_id, columns = target.get("table_id"), target.get("columns")
+        if not isinstance(table_id, str) or not isinstance(columns, dict) or \
+                not {"title", "marker"} <= set(columns) or set(columns) - set(RESULT_FIELDS):
+            raise ConnectorError('HiBob write-back needs {"table_id": ..., "columns": {"title": <column id>, '
+                                 '"marker": <text column id>, ...}} (fields: ' + ", ".join(RESULT_FIELDS) + ")",
+                                 retryable=False)
+        metadata = self._api._call("GET", TABLES_METADATA_PATH)
+        tables = metadata.get("tables", metadata) if isinstance(metadata, dict) else metadata
+        table = next((entry for entry in tables or [] if isinstance(entry, dict) and entry.get("id") == table_id), None)
+        if table is None:
+            raise ConnectorError(f"HiBob has no custom table {table_id!r}", retryable=False)
+        known = {column.get("id") for column in table.get("columns") or [] if isinstance(column, dict)}
+        missing = sorted(str(column) for column in columns.values() if column not in known)
+        if missing:
+            raise ConnectorError(f"HiBob's table {table_id!r} has no column {', '.join(missing)}", retryable=False)
+        return {"table_id": table_id, "columns": dict(columns)}
+
+    def _path(self, hrms_id: str, target: Mapping[str, Any]) -> str:
+        return f"/v1/people/custom-tables/{hrms_id}/{target['table_id']}"
+
+    def find_written(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str | None:
+        try:
+            entries = self._api._call("GET", self._path(hrms_id, target))
+        except ConnectorError as error:
+            if "(404)" in str(error):
+                raise WriteRefused(f"HiBob has no employee {hrms_id} or no table {target['table_id']}") from None
+            raise
+        rows = entries.get("values", entries) if isinstance(entries, dict) else entries
+        marker_column = target["columns"]["marker"]
+        for row in rows or []:
+            if isinstance(row, dict) and result.marker in str(row.get(marker_column) or ""):
+                return str(row.get("id", ""))
+        return None
+
+    def write(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str:
+        values = {column: (result.marker if field == "marker" else getattr(result, field))
+                  for field, column in target["columns"].items()}
+        try:
+            created = self._api._call("POST", self._path(hrms_id, target), json={
+                "values": {key: value for key, value in values.items() if value is not None}})
+        except ConnectorError as error:
+            if not error.retryable and ("(404)" in str(error) or "(400)" in str(error)):
+                raise WriteRefused(str(error)) from None
+            raise
+        return str(created.get("id", "")) if isinstance(created, dict) else ""
+
+    def close(self) -> None:
+        self._api.close()
+
+
+def writer(settings: ConnectorSettings) -> HiBobWriter:
+    return HiBobWriter(settings)

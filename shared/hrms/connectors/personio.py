@@ -52,7 +52,15 @@ from typing import Any, ClassVar
 
 import httpx
 
-from shared.hrms.connectors.base import TOKENS, ConnectorError, ConnectorSettings, Employee, Page
+from shared.hrms.connectors.base import (
+    TOKENS,
+    ConnectorError,
+    ConnectorSettings,
+    Employee,
+    Page,
+    Result,
+    WriteRefused,
+)
 from shared.http import OutboundClient, OutboundError, RetryLater, RetryPolicy
 
 STATUSES = frozenset({"onboarding", "active", "leave", "inactive"})
@@ -333,3 +341,78 @@ def _offset(cursor: str | None) -> int:
 
 def connect(settings: ConnectorSettings) -> PersonioConnector:
     return PersonioConnector(settings)
+
+
+# --- write-back ------------------------------------------------------------------------------------------------
+
+RESULT_FIELDS = ("title", "completed_on", "score", "hours", "credits")
+
+
+class PersonioWriter:
+    """Results written back into an employee's custom attributes (write-back, shared.hrms.writeback).
+
+    Target: which result fields go to which custom attributes, e.g. ``{"title": "dynamic_201",
+    "completed_on": "dynamic_202", "score": "dynamic_203"}`` (fields: title, completed_on, score, hours,
+    credits). Checked against the attributes the credential may read (Personio returns and accepts only
+    whitelisted ones). Written with ``PATCH /v1/company/employees/{id}`` ``{"employee": {"custom_attributes":
+    {...}}}``: the employee's attributes hold the latest result, there is no record to create, so writing
+    again is harmless and ``find_written`` finds the write when the attributes already hold these values. The
+    record id is the employee's id. A 404 (no such employee) and a 400/422 (an attribute Personio will not
+    write, a value it refuses) are permanent refusals.
+    """
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self._api = PersonioConnector(settings)
+
+    def check_target(self, target: Mapping[str, Any]) -> dict[str, Any]:
+        unknown_fields = sorted(set(target) - set(RESULT_FIELDS))
+        if unknown_fields or not target:
+            raise ConnectorError(f"Personio write-back maps result fields ({', '.join(RESULT_FIELDS)}) to custom "
+                                 "attributes such as dynamic_123; unknown fields: "
+                                 f"{', '.join(unknown_fields) or 'none'}", retryable=False)
+        readable = set(self._api.attributes())
+        missing = sorted(str(attribute) for attribute in target.values() if attribute not in readable)
+        if missing:
+            raise ConnectorError(f"Personio has no custom attribute the credential may use: {', '.join(missing)}",
+                                 retryable=False)
+        return dict(target)
+
+    def _values(self, result: Result, target: Mapping[str, Any]) -> dict[str, Any]:
+        return {attribute: getattr(result, field) for field, attribute in target.items()}
+
+    def find_written(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str | None:
+        document = self._api.get_json(f"/v1/company/employees/{hrms_id}", missing_ok=True)
+        if document is None:
+            raise WriteRefused(f"Personio has no employee {hrms_id} (404)")
+        attributes = ((document.get("data") or {}).get("attributes") or {}) if isinstance(document, dict) else {}
+        current = {key: (value or {}).get("value") if isinstance(value, dict) else value
+                   for key, value in attributes.items()}
+        wanted = self._values(result, target)
+        same = all(str(current.get(key)) == str(value) for key, value in wanted.items() if value is not None)
+        return hrms_id if same and any(value is not None for value in wanted.values()) else None
+
+    def write(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str:
+        body = {"employee": {"custom_attributes": {key: value for key, value in self._values(result, target).items()
+                                                   if value is not None}}}
+        path = f"/v1/company/employees/{hrms_id}"
+        token = self._api.token()
+        response = self._api.send("PATCH", path, json=body, headers={"Authorization": f"Bearer {token}"})
+        if response.status_code in (401, 403):
+            token = self._api.token(stale=token)
+            response = self._api.send("PATCH", path, json=body, headers={"Authorization": f"Bearer {token}"})
+            if response.status_code in (401, 403):
+                raise self._api.refused()
+        if response.status_code in (200, 201, 204):
+            return hrms_id
+        if response.status_code in (400, 404, 422):
+            detail = _error_detail(response)
+            raise WriteRefused(f"Personio refused the attributes of employee {hrms_id} ({response.status_code}"
+                               f"{': ' + detail if detail else ''})")
+        raise self._api.unexpected(response)
+
+    def close(self) -> None:
+        self._api.close()
+
+
+def writer(settings: ConnectorSettings) -> PersonioWriter:
+    return PersonioWriter(settings)
