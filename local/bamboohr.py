@@ -1,4 +1,5 @@
-"""A local stand-in of the BambooHR API (the parts the HRMS connector reads), serving a ``Workforce``.
+"""A local stand-in of the BambooHR API (the parts the HRMS connector reads, and the training records its
+write-back makes), serving a ``Workforce``.
 
 Shapes, limits and errors follow BambooHR's OpenAPI document (../shared/references/hrms/bamboohr/openapi.yaml,
 2026-04). Standard library HTTP server on 127.0.0.1 (HTTP/1.1 keep-alive), one thread per connection; the
@@ -8,7 +9,7 @@ under the legacy gateway prefix ``/api/gateway.php/{companyDomain}/v1/...``, and
 Authentication: HTTP Basic with the API key as user name and any password. Missing or wrong -> 401 with an empty
 body and ``X-BambooHR-Error-Message`` (BambooHR's error header; most error answers have no body).
 
-Endpoints (GET only):
+Endpoints (GET, except creating a training record):
 
 - ``/api/v1/employees`` (List Employees): ``{"data": [...], "meta": {"total", "page": {"limit", "nextCursor",
   "prevCursor"}}, "_links": {"self": {"href"}, "next"?: {"href"}, "prev"?: {"href"}}}``. Every record has
@@ -41,14 +42,36 @@ Endpoints (GET only):
   ``department``, ``location``, ``employmentStatus``, ``supervisorEmail``) and the custom fields
   ``customCompetencies`` (text) and ``customReviewRating`` (int; BambooHR sends its value as a string).
 
-Get Employee, changed and meta/fields answer XML unless ``Accept`` names ``application/json`` (as BambooHR's do).
+- ``/api/v1/training/type`` (List Training Types) -> an object keyed by training type id (a string), each a
+  TrainingType ``{"id" (int), "name", "renewable", "frequency", "dueFromHireDate", "required", "category",
+  "linkUrl", "description", "allowEmployeesToMarkComplete"}``; ``category`` is ``{"id", "name"}`` or, when the type
+  has none, an empty ARRAY (as the spec says). The stand-in's types are ``training_types`` (id -> a name, or a
+  mapping of those fields; default ``DEFAULT_TRAINING_TYPES``: 12 "Coaching programme", 13 "Assessment").
+- ``/api/v1/training/record/employee/{employeeId}[?type=<training type id>]`` (List Employee Training Records) ->
+  an object keyed by record id (a string) whose values are TrainingRecords ``{"id" (int), "employeeId" (string),
+  "completed", "notes", "instructor", "credits", "hours", "cost", "type"}`` with ``credits`` and ``hours`` as
+  strings (or null), ``cost`` as ``"<amount> <currency>"`` (or null) and ``type`` as a STRING; when the employee
+  has no record (of that type) the answer is an empty ARRAY ``[]``, BambooHR's quirk. A ``type`` that is not an
+  integer -> 400.
+- ``POST /api/v1/training/record/employee/{employeeId}`` (Create Employee Training Record), a JSON object:
+  ``completed`` (``YYYY-MM-DD``, required), ``type`` (an existing training type id, required; an integer or, as the
+  spec's own example sends it, a digit string), ``hours`` and ``credits`` (numbers, or numeric strings as in the
+  example), ``notes`` and ``instructor`` (strings), ``cost`` (``{"currency", "amount"}``); other keys are ignored.
+  -> 201 with the TrainingRecord, its ``type`` an INTEGER (the other quirk: a string when listed). A missing or
+  malformed field, an unknown training type or a body that is not a JSON object -> 400 with an empty body and the
+  reasons in ``X-BambooHR-Error-Message``. ``training_records(employee_id)`` reads what was written.
+- Both record paths: an unknown or departed employee (or an id that is not a number) -> 404; another method -> 405.
+
+Get Employee, changed and meta/fields answer XML unless ``Accept`` names ``application/json`` (as BambooHR's do);
+the training endpoints always answer JSON.
 Anything else -> 404 (empty body, ``X-BambooHR-Error-Message``); another method -> 405.
 
 Mapping of the workforce: ``status`` Active, except onboarding (a pre-hire) and inactive people, who are Inactive;
 ``employmentStatusName`` Full-Time / Part-Time, "Leave of Absence", "Pre-Hire" or "Terminated"; ``reportsToId`` and
 ``supervisorEmail`` from the manager; ``customCompetencies`` / ``customReviewRating`` from the custom fields.
 
-Throttling and faults (API calls only, after authentication):
+Throttling and faults (API calls only, after authentication; the training endpoints too, a faulted create writes
+nothing):
 
 - ``limit_rate(per_minute)``: more than N calls in a sliding minute -> the throttling answer: ``throttle_status``
   (429, BambooHR's answer since 2026-09-16, or 503 as it answered before) with ``Retry-After`` (whole seconds until
@@ -86,7 +109,8 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -137,6 +161,13 @@ _EMPLOYMENT = {
     "inactive": ("Inactive", "5", "Terminated"),
 }
 _PART_TIME = ("Active", "2", "Part-Time")
+
+# Training types (``training_types``): id -> a name, or a mapping of TrainingType fields. The fields a type may
+# set, with what BambooHR answers when they are not set (``category`` is an empty ARRAY when there is none).
+DEFAULT_TRAINING_TYPES: dict[int, str | Mapping[str, Any]] = {12: "Coaching programme", 13: "Assessment"}
+_TRAINING_TYPE_DEFAULTS: dict[str, Any] = {
+    "renewable": False, "frequency": None, "dueFromHireDate": None, "required": None, "category": [],
+    "linkUrl": None, "description": None, "allowEmployeesToMarkComplete": False}
 
 
 def _iso(moment: datetime) -> str:
@@ -205,6 +236,62 @@ def _phrase(status: int) -> str:
         return f"Error {status}"
 
 
+def _training_type(type_id: int, spec: str | Mapping[str, Any]) -> dict[str, Any]:
+    """A TrainingType from a name, or from a mapping of its fields (``name`` required)."""
+    fields: dict[str, Any] = {"name": spec} if isinstance(spec, str) else dict(spec)
+    unknown = set(fields) - {"name", *_TRAINING_TYPE_DEFAULTS}
+    if unknown or not isinstance(fields.get("name"), str) or not fields["name"]:
+        raise ValueError(f"training type {type_id}: a name, or a mapping with name and any of "
+                         f"{', '.join(_TRAINING_TYPE_DEFAULTS)}")
+    return {"id": type_id, "name": fields["name"],
+            **{name: fields.get(name, default) for name, default in _TRAINING_TYPE_DEFAULTS.items()}}
+
+
+def _is_day(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _integer(value: Any) -> int | None:
+    """An integer, or its decimal string (the spec's own example sends ``"type": "4"``)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value.strip()) if isinstance(value, str) and value.strip().isdigit() else None
+
+
+def _decimal_text(value: Any) -> str | None:
+    """A number (or numeric string) as BambooHR returns it, a string (``16``, ``1.5``); None when it is not one."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    text = format(number.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def _cost_text(value: Any) -> str | None:
+    """``{"currency", "amount"}`` as a record shows it: ``"100.00 USD"``; None when malformed."""
+    if not isinstance(value, dict) or set(value) - {"currency", "amount"}:
+        return None
+    currency, amount = value.get("currency"), value.get("amount")
+    if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
+        return None
+    if not isinstance(amount, str) or _decimal_text(amount) is None:
+        return None
+    return f"{amount.strip()} {currency.upper()}"
+
+
 def _xml(root: ElementTree.Element) -> Answer:
     return Answer(200, ElementTree.tostring(root, encoding="utf-8", xml_declaration=True), "text/xml")
 
@@ -223,9 +310,13 @@ class BambooHRStandIn(HrmsStandIn):
 
     def __init__(self, workforce: Workforce, *, api_key: str = DEFAULT_API_KEY, port: int = 0,
                  restricted: Iterable[str] = (), throttle_status: int = 429,
-                 list_custom_fields: bool = False) -> None:
+                 list_custom_fields: bool = False,
+                 training_types: Mapping[int, str | Mapping[str, Any]] | None = None) -> None:
         if throttle_status not in (429, 503):
             raise ValueError("throttle_status is 429 (BambooHR since 2026-09-16) or 503 (before)")
+        types = DEFAULT_TRAINING_TYPES if training_types is None else training_types
+        self.training_types: dict[int, dict[str, Any]] = {
+            int(type_id): _training_type(int(type_id), spec) for type_id, spec in types.items()}
         super().__init__(port=port)
         self.workforce = workforce
         self.api_key = api_key
@@ -234,6 +325,8 @@ class BambooHRStandIn(HrmsStandIn):
         self.list_custom_fields = list_custom_fields
         self._departed_at: dict[int, datetime] = {}
         self._inserted_at: dict[int, datetime] = {}
+        self._training_records: dict[int, dict[int, dict[str, Any]]] = {}  # employee id -> record id -> record
+        self._next_record_id = 1
 
     def _make_server(self) -> ThreadingHTTPServer:
         server = super()._make_server()
@@ -263,6 +356,84 @@ class BambooHRStandIn(HrmsStandIn):
         with self._lock:
             self._inserted_at.update(dict.fromkeys(indexes, now))
         return indexes
+
+    # --- training records ---
+
+    def training_records(self, employee_id: int | str) -> list[dict[str, Any]]:
+        """The employee's training records as List Employee Training Records shows them (``type`` a string,
+        ``hours`` and ``credits`` strings), in the order they were made."""
+        with self._lock:
+            records = self._training_records.get(int(employee_id), {})
+            return [dict(record) for _, record in sorted(records.items())]
+
+    def _training(self, method: str, route: list[str], params: dict[str, str], body: bytes) -> Answer:
+        """``/api/v1/training/...``: List Training Types, List / Create Employee Training Record(s)."""
+        if route == ["type"]:
+            if method != "GET":
+                return _empty(405, "Method not allowed")
+            return Answer.json(200, {str(type_id): dict(training_type)
+                                     for type_id, training_type in sorted(self.training_types.items())})
+        if len(route) != 3 or route[:2] != ["record", "employee"]:
+            return _empty(404, "Not found")
+        if method not in ("GET", "POST"):
+            return _empty(405, "Method not allowed")
+        person = self.workforce.by_id(int(route[2])) if route[2].isdigit() else None
+        if person is None:
+            return _empty(404, "Employee not found")
+        if method == "GET":
+            return self._list_training_records(person.id, params)
+        return self._create_training_record(person.id, body)
+
+    def _list_training_records(self, employee_id: int, params: dict[str, str]) -> Answer:
+        wanted = params.get("type")
+        if wanted is not None and not wanted.strip().isdigit():
+            return _empty(400, "type must be a training type ID (an integer)")
+        records = [record for record in self.training_records(employee_id)
+                   if wanted is None or record["type"] == wanted.strip()]
+        if not records:
+            return Answer.json(200, [])  # BambooHR's empty map is an empty JSON array
+        return Answer.json(200, {str(record["id"]): record for record in records})
+
+    def _create_training_record(self, employee_id: int, body: bytes) -> Answer:
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            return _empty(400, "The request body is not valid JSON")
+        if not isinstance(document, dict):
+            return _empty(400, "The request body must be a JSON object")
+        problems: list[str] = []
+        completed = document.get("completed")
+        if not _is_day(completed):
+            problems.append("completed is required and must be in yyyy-mm-dd format")
+        type_id = _integer(document.get("type"))
+        if type_id is None:
+            problems.append("type is required and must be a training type ID")
+        elif type_id not in self.training_types:
+            problems.append(f"type {type_id} is not an existing training type")
+        numbers: dict[str, str | None] = {}
+        for name in ("hours", "credits"):
+            numbers[name] = _decimal_text(document.get(name))
+            if document.get(name) is not None and numbers[name] is None:
+                problems.append(f"{name} must be a number")
+        texts: dict[str, str | None] = {}
+        for name in ("notes", "instructor"):
+            value = document.get(name)
+            texts[name] = value if isinstance(value, str) else None
+            if value is not None and not isinstance(value, str):
+                problems.append(f"{name} must be a string")
+        cost = _cost_text(document.get("cost"))
+        if document.get("cost") is not None and cost is None:
+            problems.append("cost must be {\"currency\": <ISO 4217 code>, \"amount\": <decimal string>}")
+        if problems:
+            return _empty(400, "; ".join(problems))
+        with self._lock:
+            record_id = self._next_record_id
+            self._next_record_id += 1
+            record = {"id": record_id, "employeeId": str(employee_id), "completed": completed,
+                      "notes": texts["notes"], "instructor": texts["instructor"], "credits": numbers["credits"],
+                      "hours": numbers["hours"], "cost": cost, "type": str(type_id)}
+            self._training_records.setdefault(employee_id, {})[record_id] = record
+        return Answer.json(201, {**record, "type": type_id})  # an integer on create, a string when listed
 
     # --- records ---
 
@@ -298,7 +469,7 @@ class BambooHRStandIn(HrmsStandIn):
 
     def _api_answer(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         parts = urlsplit(target)
-        return self._api(method, parts.path.rstrip("/") or "/", parts.query, target, headers)
+        return self._api(method, parts.path.rstrip("/") or "/", parts.query, target, headers, body)
 
     def _failure_answer(self) -> Answer:
         return _empty(500, "There was an unknown server error")
@@ -324,7 +495,8 @@ class BambooHRStandIn(HrmsStandIn):
         fault = self._plan.take_fault(target)
         return None if fault is None else _fault_answer(fault.status, fault.retry_after)
 
-    def _api(self, method: str, path: str, query: str, target: str, headers: Mapping[str, str]) -> Answer:
+    def _api(self, method: str, path: str, query: str, target: str, headers: Mapping[str, str],
+             body: bytes = b"") -> Answer:
         if not self._authorized(headers):
             return _empty(401, "Invalid API key", {"WWW-Authenticate": 'Basic realm="BambooHR"'})
         refused = self._admit() or self._take_fault(target)
@@ -336,6 +508,8 @@ class BambooHRStandIn(HrmsStandIn):
         if segments[:2] != ["api", "v1"]:
             return _empty(404, "Not found")
         route = segments[2:]
+        if route[:1] == ["training"]:
+            return self._training(method, route[1:], dict(parse_qsl(query, keep_blank_values=True)), body)
         if route not in (["employees"], ["employees", "changed"], ["meta", "fields"]) and \
                 not (len(route) == 2 and route[0] == "employees" and route[1].isdigit()):
             return _empty(404, "Not found")

@@ -1,4 +1,5 @@
-"""A local stand-in of HiBob's public API (Bob) serving the employees of a ``Workforce`` (local/hrms_people.py).
+"""A local stand-in of HiBob's public API (Bob) serving the employees of a ``Workforce`` (local/hrms_people.py)
+and the custom tables the write-back fills.
 
 Standard library HTTP server on 127.0.0.1 (keep-alive, one thread per connection). Point the HiBob connector at
 ``base_url`` (the origin: the paths below start with ``/v1``).
@@ -35,6 +36,25 @@ user; missing or wrong -> 401):
 - ``GET /v1/company/people/fields`` -> 200 ``[{"id", "category", "categoryId", "categoryDisplayName", "name",
   "description", "jsonPath", "type", "typeData", "historical"}, ...]``: every field, readable or not (metadata
   needs no permission, as HiBob documents).
+- Custom tables (the write-back's target; shapes from HiBob's reference: "Read metadata of custom tables defined",
+  "Read all entries of the given custom table", "Create new custom table entry"). The stand-in's tables are
+  ``tables`` (each a ``CustomTable`` of ``TableColumn`` items; default ``LEARNING_TABLE``: id ``learning`` with
+  the columns ``column_title`` (text, mandatory), ``column_date`` (date), ``column_score`` and ``column_hours``
+  (number) and ``column_marker`` (text)); no employee has an entry until one is made.
+  - ``GET /v1/people/custom-tables/metadata`` -> 200 ``{"tables": [{"id", "name", "category", "description",
+    "columns": [{"id", "name", "description", "mandatory", "type"}]}]}``; ``GET .../metadata/{tableId}`` -> that
+    one table (404 for an unknown one).
+  - ``GET /v1/people/custom-tables/{employeeId}/{tableId}`` -> 200 ``{"values": [entry, ...]}``, oldest first; an
+    entry is ``{"id": <number>, <column id>: <value or null>, ...}`` (every column of the table).
+  - ``POST`` to the same path with ``{"values": {<column id>: <value>}}`` makes an entry -> 200 with the new entry
+    (its ``id`` a number). HiBob's reference documents no body for this answer: ``answer_created_entry=False``
+    answers 200 with an empty body, so a client that relies on the body can be tested against that too. An unknown
+    column, a mandatory column without a value, a value the column's type refuses (text: a string; number: a
+    number; date: ``YYYY-MM-DD``; multi-list: a list; currency: ``{"value", "currency"}``) or a body without a
+    ``values`` object -> 400 naming every problem, nothing written.
+  - An unknown or departed employee, or an unknown table -> 404; another method -> 405.
+  ``table_entries(employee_id, table_id="learning")`` reads what was written. Faults apply as to every API path;
+  the rate limit counts searches only.
 - Anything else -> 404 (405 for a known path with another method). Error bodies are ``{"error": <status phrase>,
   "message": <text>}`` (HiBob does not document its error body; clients should not rely on it). A body that is
   not a JSON object -> 400.
@@ -72,6 +92,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,6 +108,8 @@ DOCUMENTED_SEARCH_PER_MINUTE = 50
 MAX_FIELDS = 400
 SEARCH_PATH = "/v1/people/search"
 FIELDS_PATH = "/v1/company/people/fields"
+CUSTOM_TABLES_PREFIX = "/v1/people/custom-tables/"
+TABLES_METADATA_PATH = CUSTOM_TABLES_PREFIX + "metadata"
 KEY_STYLES = ("both", "slash", "nested")
 HUMAN_READABLE_MODES = ("", "REPLACE", "APPEND")
 TITLE_LIST_BASE = 200  # list item ids of job titles: 200 + position in TITLES
@@ -173,6 +196,75 @@ FIELDS: tuple[BobField, ...] = (
 FIELDS_BY_ID = {bob_field.id: bob_field for bob_field in FIELDS}
 
 
+# --- custom tables ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of a custom table. ``type``: text, text-area, number, date, list, multi-list, hierarchy-list,
+    currency, employee-reference or document (the types HiBob documents); ``mandatory`` columns must have a value
+    when an entry is made."""
+
+    id: str
+    name: str
+    type: str = "text"
+    mandatory: bool = False
+    description: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "description": self.description, "mandatory": self.mandatory,
+                "type": self.type}
+
+    def refuses(self, value: Any) -> str | None:
+        """Why the column does not take ``value`` (None: it does; null always does, unless mandatory)."""
+        if value is None:
+            return None
+        if self.type in ("text", "text-area", "list", "hierarchy-list", "employee-reference", "document"):
+            return None if isinstance(value, str) else "must be a string"
+        if self.type == "number":
+            return None if isinstance(value, int | float) and not isinstance(value, bool) else "must be a number"
+        if self.type == "date":
+            if isinstance(value, str) and len(value) == 10:
+                try:
+                    date.fromisoformat(value)
+                    return None
+                except ValueError:
+                    pass
+            return "must be a date (YYYY-MM-DD)"
+        if self.type == "multi-list":
+            ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+            return None if ok else "must be a list of list item ids"
+        if self.type == "currency":
+            ok = isinstance(value, dict) and isinstance(value.get("currency"), str) and \
+                isinstance(value.get("value"), int | float) and not isinstance(value.get("value"), bool)
+            return None if ok else 'must be {"value": <number>, "currency": <code>}'
+        return None
+
+
+@dataclass(frozen=True)
+class CustomTable:
+    """A custom table as ``GET /v1/people/custom-tables/metadata`` describes it."""
+
+    id: str
+    name: str
+    columns: tuple[TableColumn, ...]
+    category: str = "custom"
+    description: str | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "category": self.category, "description": self.description,
+                "columns": [column.metadata() for column in self.columns]}
+
+
+LEARNING_TABLE = CustomTable("learning", "Learning", (
+    TableColumn("column_title", "Programme", "text", mandatory=True),
+    TableColumn("column_date", "Completed on", "date"),
+    TableColumn("column_score", "Score", "number"),
+    TableColumn("column_hours", "Hours", "number"),
+    TableColumn("column_marker", "Reference", "text"),
+), description="Completed programmes and assessments")
+
+
 # --- answers ----------------------------------------------------------------------------------------------------
 
 
@@ -208,10 +300,15 @@ class HiBobStandIn(HrmsStandIn):
 
     def __init__(self, workforce: Workforce, *, service_user_id: str = DEFAULT_SERVICE_USER_ID,
                  token: str = DEFAULT_TOKEN, unreadable: Iterable[str] = (), key_style: str = "both",
-                 per_minute: int | None = None, port: int = 0) -> None:
+                 per_minute: int | None = None, port: int = 0, tables: Iterable[CustomTable] = (LEARNING_TABLE,),
+                 answer_created_entry: bool = True) -> None:
         if key_style not in KEY_STYLES:
             raise ValueError(f"key_style must be one of {KEY_STYLES}")
         super().__init__(port=port)
+        self.tables = {table.id: table for table in tables}
+        self.answer_created_entry = answer_created_entry
+        self._entries: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}  # (employee id, table id) -> entries
+        self._next_entry_id = 1
         self.workforce = workforce
         self.service_user_id = service_user_id
         self.token = token
@@ -236,10 +333,13 @@ class HiBobStandIn(HrmsStandIn):
         return _error(500, "stand-in failure")
 
     def _api(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        if path not in (SEARCH_PATH, FIELDS_PATH):
+        custom_tables = path.startswith(CUSTOM_TABLES_PREFIX)
+        if path not in (SEARCH_PATH, FIELDS_PATH) and not custom_tables:
             raise _Refused(404, f"No endpoint {method} {path}")
         self._authenticate(headers.get("Authorization") or "")
         self._inject_fault(path)
+        if custom_tables:
+            return self._custom_tables(method, path.removeprefix(CUSTOM_TABLES_PREFIX).strip("/").split("/"), body)
         if path == FIELDS_PATH:
             if method != "GET":
                 raise _Refused(405, f"{method} is not allowed on {path}")
@@ -248,6 +348,63 @@ class HiBobStandIn(HrmsStandIn):
             raise _Refused(405, f"{method} is not allowed on {path}")
         limit_headers = self._admit_search()
         return Answer.json(200, {"employees": self._search(body)}, limit_headers)
+
+    # custom tables
+
+    def table_entries(self, employee_id: int | str, table_id: str = LEARNING_TABLE.id) -> list[dict[str, Any]]:
+        """The employee's entries of the custom table, as ``GET .../custom-tables/{employee}/{table}`` lists them."""
+        with self._lock:
+            entries = self._entries.get((str(employee_id), table_id), {})
+            return [dict(entry) for _, entry in sorted(entries.items())]
+
+    def _custom_tables(self, method: str, parts: list[str], body: bytes) -> Answer:
+        path = CUSTOM_TABLES_PREFIX + "/".join(parts)
+        if parts[0] == "metadata" and len(parts) <= 2:
+            if method != "GET":
+                raise _Refused(405, f"{method} is not allowed on {path}")
+            if len(parts) == 1:
+                return Answer.json(200, {"tables": [table.metadata() for table in self.tables.values()]})
+            return Answer.json(200, self._table(parts[1]).metadata())
+        if len(parts) != 2:
+            raise _Refused(404, f"No endpoint {method} {path}")
+        if method not in ("GET", "POST"):
+            raise _Refused(405, f"{method} is not allowed on {path}")
+        employee_id, table = parts[0], self._table(parts[1])
+        person = self.workforce.by_id(int(employee_id)) if employee_id.isdigit() else None
+        if person is None:
+            raise _Refused(404, f"Employee {employee_id} not found")
+        if method == "GET":
+            return Answer.json(200, {"values": self.table_entries(person.id, table.id)})
+        return self._create_entry(str(person.id), table, body)
+
+    def _table(self, table_id: str) -> CustomTable:
+        table = self.tables.get(table_id)
+        if table is None:
+            raise _Refused(404, f"Custom table {table_id} not found")
+        return table
+
+    def _create_entry(self, employee_id: str, table: CustomTable, body: bytes) -> Answer:
+        try:
+            request = json.loads(body or b"null")
+        except ValueError:
+            raise _Refused(400, "The request body is not JSON") from None
+        values = request.get("values") if isinstance(request, dict) else None
+        if not isinstance(values, dict):
+            raise _Refused(400, 'The request body must be {"values": {<column id>: <value>, ...}}')
+        columns = {column.id: column for column in table.columns}
+        problems = [f"unknown column {key}" for key in values if key not in columns]
+        problems += [f"{column.id} ({column.name}) is mandatory" for column in table.columns
+                     if column.mandatory and values.get(column.id) is None]
+        problems += [f"{key} ({columns[key].name}) {refused}" for key, value in values.items()
+                     if key in columns and (refused := columns[key].refuses(value))]
+        if problems:
+            raise _Refused(400, f"Table {table.id}: " + "; ".join(problems))
+        with self._lock:
+            entry_id = self._next_entry_id
+            self._next_entry_id += 1
+            entry = {"id": entry_id, **{column.id: values.get(column.id) for column in table.columns}}
+            self._entries.setdefault((employee_id, table.id), {})[entry_id] = entry
+        return Answer.json(200, dict(entry)) if self.answer_created_entry else Answer(200, b"", "application/json")
 
     def _authenticate(self, authorization: str) -> None:
         scheme, _, encoded = authorization.strip().partition(" ")

@@ -27,6 +27,19 @@ v1 (errors ``{"success": false, "error": {"code", "message"}}``, ``application/j
   the observed behaviour; False serves every match in one answer (``offset`` 0, ``limit`` = the count).
   Computing the filter reads every employee: O(size) per request.
 - ``GET /v1/company/employees/{id}`` -> ``{"success": true, "data": <employee>}`` or 404.
+- ``PATCH /v1/company/employees/{id}`` with JSON ``{"employee": {"custom_attributes": {"dynamic_<id>": value}}}``
+  (the write-back) -> 200 ``{"success": true, "data": {"id": <id>}, "meta": []}`` (EmployeeUpdatedResponse).
+  All or nothing: a key that is not an existing custom attribute, one not whitelisted for the credential
+  (``readable``) or a value its type refuses -> 422 (the document's answer to an invalid payload) in the v1 error
+  shape, every problem named in ``error.message``, nothing written. Values by type: text (``standard``) a string
+  (a number is taken as its text), ``date`` ``YYYY-MM-DD``, ``decimal`` a number or numeric string, ``integer``
+  an integer, ``tags`` a comma list or a list of the attribute's options; null clears. Keys outside the
+  document's request body (``email`` among them: it cannot change) are ignored, as documented; the documented
+  standard fields (first_name, position, supervisor_id, ...) -> 422, a limit of the stand-in. A body that is not
+  ``{"employee": {...}}`` -> 422; an unknown or departed employee -> 404 (before the body is read). Written values
+  appear wherever the attribute is served (``GET /v1/company/employees`` and ``/{id}``, wrapped like every
+  attribute; v2 ``custom_attributes``) and move the employee's ``last_modified_at`` (v2 ``updated_at``) to the
+  time of the write. ``written_attributes(employee_id)`` reads them.
 - ``GET /v1/company/employees/attributes`` (and its alias ``/custom-attributes``) -> ``{"success": true,
   "data": [{"key", "label", "type", "universal_id", "options"}]}``: the readable attributes except ``id``.
 - Attributes (``V1_ATTRIBUTES``): id, first_name, last_name, preferred_name, email, status (onboarding | active |
@@ -35,7 +48,11 @@ v1 (errors ``{"success": false, "error": {"code", "message"}}``, ``application/j
   employment_type, weekly_working_hours, hire_date (``YYYY-MM-DDT00:00:00+01:00`` or ``+02:00``: Berlin midnight),
   contract_end_date, termination_date (null), last_modified_at, office and department (``{"type": "Office" |
   "Department", "attributes": {"id", "name"}}``), dynamic_1001 "Competencies" (tags: a comma list) and
-  dynamic_1002 "Review rating" (integer 1-5). Answers carry ``Authorization: Bearer <the same token>``.
+  dynamic_1002 "Review rating" (integer 1-5), and the write-back attributes nobody has a value for until one is
+  written: dynamic_2001 "Last programme completed" (text), dynamic_2002 "Last programme date" (``date``, served as
+  the document's example of a custom date shows it: ``YYYY-MM-DD``) and dynamic_2003 "Assessment score"
+  (``decimal``, served as a JSON number: ``90``, ``87.5``). Answers carry ``Authorization: Bearer <the same
+  token>``.
 
 v2 (errors ``application/problem+json``):
 
@@ -52,8 +69,9 @@ v2 (errors ``application/problem+json``):
   while more follow. The cursor (``cur_...``) is the last id served: departures do not shift later pages.
   A person: ``id`` (string), email, first_name, last_name, preferred_name, status (ACTIVE | INACTIVE),
   updated_at (whitelist name ``last_modified_at``), ``custom_attributes`` [{id: "dynamic_...", type, value,
-  global_id, label}] (the value a string or a list of strings), ``employments`` [{id}] and ``_meta``; a person
-  whose credential reads nothing comes back with only ``id``, ``employments`` and ``_meta``.
+  global_id, label}] (the value a string or a list of strings; the write-back attributes only once written),
+  ``employments`` [{id}] and ``_meta``; a person whose credential reads nothing comes back with only ``id``,
+  ``employments`` and ``_meta``.
   ``GET /v2/persons/{id}`` -> one person or 404.
 - ``GET /v2/persons/{id}/employments`` -> ``{"_data": [employment], "_meta"}``, most recent first: ``id``,
   ``person`` {id}, status (ACTIVE | INACTIVE | ONBOARDING | LEAVE), position {title}, supervisor {id} (null at the
@@ -99,8 +117,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from json.encoder import encode_basestring  # C-accelerated quoting: pages are built from fragments
 from typing import Any
@@ -121,6 +140,13 @@ V1_AUTH_PER_MINUTE = 60
 V2_AUTH_PER_MINUTE = 150
 COMPETENCIES_KEY = "dynamic_1001"
 REVIEW_RATING_KEY = "dynamic_1002"
+# Custom attributes for write-back: no employee has a value until one is written.
+LAST_PROGRAMME_KEY = "dynamic_2001"
+LAST_PROGRAMME_DATE_KEY = "dynamic_2002"
+ASSESSMENT_SCORE_KEY = "dynamic_2003"
+# What ``PATCH /v1/company/employees/{id}`` documents as updatable besides custom_attributes (not modelled here).
+V1_UPDATABLE_STANDARD = ("first_name", "last_name", "preferred_name", "gender", "position", "subcompany",
+                         "department", "office", "hire_date", "weekly_working_hours", "status", "supervisor_id")
 ERRORS_URL = "https://developer.personio.de/reference/errors"
 OAUTH_GRANTS = frozenset({"authorization_code", "refresh_token", "password", "implicit",
                           "urn:ietf:params:oauth:grant-type:device_code",
@@ -173,8 +199,20 @@ V1_ATTRIBUTES: tuple[V1Attribute, ...] = (
     V1Attribute("department", "Department", "standard", "department"),
     V1Attribute(COMPETENCIES_KEY, "Competencies", "tags", None, COMPETENCIES),
     V1Attribute(REVIEW_RATING_KEY, "Review rating", "integer", None),
+    V1Attribute(LAST_PROGRAMME_KEY, "Last programme completed", "standard", None),
+    V1Attribute(LAST_PROGRAMME_DATE_KEY, "Last programme date", "date", None),
+    V1Attribute(ASSESSMENT_SCORE_KEY, "Assessment score", "decimal", None),
 )
 V1_KEYS = tuple(attribute.key for attribute in V1_ATTRIBUTES)
+V1_BY_KEY = {attribute.key: attribute for attribute in V1_ATTRIBUTES}
+WRITEBACK_KEYS = (LAST_PROGRAMME_KEY, LAST_PROGRAMME_DATE_KEY, ASSESSMENT_SCORE_KEY)
+# Each custom attribute's v2 type and global id (v2 sends every custom value as a string, or a list of strings).
+V2_CUSTOM_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    COMPETENCIES_KEY: ("STRING_LIST", "competencies"), REVIEW_RATING_KEY: ("INT", "review_rating"),
+    LAST_PROGRAMME_KEY: ("STRING", "last_programme_completed"),
+    LAST_PROGRAMME_DATE_KEY: ("DATE", "last_programme_date"), ASSESSMENT_SCORE_KEY: ("DOUBLE", "assessment_score"),
+}
+_UNSET = {key: "null" for key in WRITEBACK_KEYS}
 # Names a supervisor's short record carries (each only when readable).
 _SHORT_EMPLOYEE = ("id", "first_name", "last_name", "email")
 
@@ -239,12 +277,13 @@ class _V1Renderer:
             found = self._hire_dates[day] = encode_basestring(_midnight_in_berlin(day))
         return found
 
-    def employee(self, p: Person, manager: Person | None) -> str:
+    def employee(self, p: Person, manager: Person | None, written: Mapping[str, Any] | None = None) -> str:
+        """``p`` as v1 serves it; ``written``: custom attribute values written over the workforce's."""
         quoted = encode_basestring
         supervisor = "null" if manager is None else self._short_template % {
             "id": manager.id, "first_name": quoted(manager.first_name), "last_name": quoted(manager.last_name),
             "email": quoted(manager.email)}
-        return self._template % {
+        values = {
             "id": p.id,
             "first_name": quoted(p.first_name),
             "last_name": quoted(p.last_name),
@@ -263,7 +302,11 @@ class _V1Renderer:
             "department": self._object("Department", p.department_id, p.department),
             COMPETENCIES_KEY: quoted(p.competencies),
             REVIEW_RATING_KEY: p.review_rating,
+            **_UNSET,
         }
+        if written:
+            values.update((key, json.dumps(value, ensure_ascii=False)) for key, value in written.items())
+        return self._template % values
 
 
 # --- errors and answers ------------------------------------------------------------------------------------
@@ -341,6 +384,49 @@ def _form_or_json(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
     return {}
 
 
+def _number(value: Any) -> Decimal | None:
+    """A finite number, or its decimal string; None otherwise (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def custom_value(attribute: V1Attribute, value: Any) -> tuple[Any, str | None]:
+    """A custom attribute's value as PATCH writes it, by the attribute's type: (the stored value, None), or
+    (None, why it is refused). Null clears the value."""
+    if value is None:
+        return None, None
+    if attribute.type == "date":
+        if isinstance(value, str) and len(value) == 10:
+            try:
+                return date.fromisoformat(value).isoformat(), None
+            except ValueError:
+                pass
+        return None, "must be a date (YYYY-MM-DD)"
+    if attribute.type in ("decimal", "integer"):
+        number = _number(value)
+        if number is None or (attribute.type == "integer" and number != number.to_integral_value()):
+            return None, "must be a number" if attribute.type == "decimal" else "must be an integer"
+        return (int(number) if number == number.to_integral_value() else float(number)), None
+    if attribute.type == "tags":
+        tags = value.split(",") if isinstance(value, str) else value
+        if not isinstance(tags, list) or not all(isinstance(tag, str) and tag.strip() for tag in tags):
+            return None, "must be a comma list (or a list) of options"
+        tags = [tag.strip() for tag in tags]
+        unknown = [tag for tag in tags if attribute.options and tag not in attribute.options]
+        if unknown:
+            return None, f"has no option {', '.join(unknown)}"
+        return ",".join(tags), None
+    number = _number(value) if not isinstance(value, str) else None
+    if isinstance(value, str) or number is not None:  # a text attribute takes a number as its text
+        return (value if isinstance(value, str) else format(number.normalize(), "f")), None
+    return None, "must be a string"
+
+
 # --- the stand-in ----------------------------------------------------------------------------------------------
 
 
@@ -366,6 +452,9 @@ class PersonioStandIn(HrmsStandIn):
         self._auth_v1 = RateWindow(V1_AUTH_PER_MINUTE)  # the auth endpoints' own limits, never lifted
         self._auth_v2 = RateWindow(V2_AUTH_PER_MINUTE)
         self._present_cache: tuple[tuple[int, int], list[int]] | None = None
+        # Custom attribute values written with PATCH, and when (copy-on-write: readers take no lock).
+        self._written: dict[int, dict[str, Any]] = {}
+        self._written_at: dict[int, datetime] = {}
         self.set_readable(readable)
 
     # what the credential reads, and the workforce
@@ -378,6 +467,17 @@ class PersonioStandIn(HrmsStandIn):
             raise ValueError(f"unknown attributes: {', '.join(sorted(unknown))}")
         self.readable = frozenset(wanted)
         self._renderer = _V1Renderer(self.readable)
+
+    def written_attributes(self, employee_id: int | str) -> dict[str, Any]:
+        """The custom attribute values written for the employee with PATCH (the stored values: text and dates as
+        strings, numbers as numbers, tags as a comma list, None when cleared)."""
+        return dict(self._written.get(int(employee_id), {}))
+
+    def _served(self, person: Person) -> Person:
+        """The person as the API serves them: a write moves ``last_modified_at`` (v2 ``updated_at``) on."""
+        written_at = self._written_at.get(person.id)
+        return person if written_at is None or written_at <= person.updated_at else \
+            replace(person, updated_at=written_at)
 
     def _present(self) -> list[int]:
         """The workforce's present indexes (shared: never mutate), computed again only when its size or its
@@ -474,12 +574,16 @@ class PersonioStandIn(HrmsStandIn):
         throttle = self._plan.admit()  # data requests only
         if throttle is not None and not throttle.admitted:
             return _error_for(path, 429, {})
-        if method != "GET":
-            return _problem(405, "Method Not Allowed") if v2 else _v1_error(405, "Method Not Allowed")
         segments = path.strip("/").split("/")
         if v2:
-            return self._v2(segments[1:], query)
-        answer = self._v1(segments[1:], query)
+            return self._v2(segments[1:], query) if method == "GET" else _problem(405, "Method Not Allowed")
+        if method == "GET":
+            answer = self._v1(segments[1:], query)
+        elif method == "PATCH" and len(segments) == 4 and segments[1:3] == ["company", "employees"] and \
+                segments[3] not in ("attributes", "custom-attributes"):
+            answer = self._v1_update(segments[3], body)
+        else:
+            return _v1_error(405, "Method Not Allowed")
         answer.headers["Authorization"] = f"Bearer {token}"  # Personio echoes the (stable) token
         return answer
 
@@ -518,11 +622,50 @@ class PersonioStandIn(HrmsStandIn):
             if person is None:
                 return _v1_error(404, "The employee was not found.")
             renderer = self._renderer
-            document = f'{{"success":true,"data":{renderer.employee(person, self._manager(person, {}))}}}'
-            return Answer(200, document.encode())
+            served = renderer.employee(self._served(person), self._manager(person, {}), self._written.get(person.id))
+            return Answer(200, f'{{"success":true,"data":{served}}}'.encode())
         if rest:
             return _v1_error(404, "Not Found")
         return self._v1_employees(query)
+
+    def _v1_update(self, employee_id: str, body: bytes) -> Answer:
+        """``PATCH /v1/company/employees/{id}``: custom attributes, all or nothing (see the module docstring)."""
+        person = self.workforce.by_id(int(employee_id)) if employee_id.isdigit() else None
+        if person is None:
+            return _v1_error(404, "The employee was not found.")
+        try:
+            document = json.loads(body or b"null")
+        except ValueError:
+            document = None
+        employee = document.get("employee") if isinstance(document, dict) else None
+        if not isinstance(employee, dict):
+            return _v1_error(422, 'The request body must be a JSON object {"employee": {...}}')
+        standard = [key for key in V1_UPDATABLE_STANDARD if key in employee]
+        if standard:
+            return _v1_error(422, f"The stand-in updates custom_attributes only, not {', '.join(standard)}")
+        custom = employee.get("custom_attributes", {})  # anything else (email too) is ignored, as documented
+        if not isinstance(custom, dict):
+            return _v1_error(422, "custom_attributes must be an object of dynamic_<id> keys")
+        readable, values, problems = self.readable, {}, []
+        for key, value in custom.items():
+            attribute = V1_BY_KEY.get(key) if isinstance(key, str) and key.startswith("dynamic_") else None
+            if attribute is None:
+                problems.append(f"{key}: there is no such custom attribute")
+            elif key not in readable:
+                problems.append(f"{key}: the attribute is not whitelisted for this API credential")
+            else:
+                stored, refused = custom_value(attribute, value)
+                if refused:
+                    problems.append(f"{key}: {attribute.label} {refused}")
+                else:
+                    values[key] = stored
+        if problems:
+            return _v1_error(422, "; ".join(problems))
+        if values:
+            with self._lock:
+                self._written = {**self._written, person.id: {**self._written.get(person.id, {}), **values}}
+                self._written_at = {**self._written_at, person.id: datetime.now(UTC)}
+        return _json_answer(200, {"success": True, "data": {"id": person.id}, "meta": []})
 
     def _manager(self, person: Person, cache: dict[int, Person | None]) -> Person | None:
         if "supervisor" not in self.readable or person.manager_index is None:
@@ -551,7 +694,8 @@ class PersonioStandIn(HrmsStandIn):
                 since = parse_moment(since_text)
             except ValueError:
                 return _v1_error(400, "updated_since must be an ISO 8601 date-time or YYYY-MM-DD")
-            indexes = [index for index in indexes if workforce.person(index).updated_at > since]
+            served = self._served
+            indexes = [index for index in indexes if served(workforce.person(index)).updated_at > since]
             paged = self.paged_updated_since
         elif email:
             indexes = [index for index in indexes if workforce.person(index).email.lower() == email]
@@ -559,11 +703,12 @@ class PersonioStandIn(HrmsStandIn):
         if not paged:
             offset, limit = 0, max(total, 1)
         window = indexes[offset:offset + limit] if paged else indexes
-        renderer, managers = self._renderer, {}
+        renderer, managers, written = self._renderer, {}, self._written
         employees = []
         for index in window:
             person = workforce.person(index)
-            employees.append(renderer.employee(person, self._manager(person, managers)))
+            employees.append(renderer.employee(self._served(person), self._manager(person, managers),
+                                               written.get(person.id)))
         pages = math.ceil(total / limit) if total else 0
         document = (f'{{"success":true,"metadata":{{"total_elements":{total},"current_page":{offset // limit},'
                     f'"total_pages":{pages}}},"offset":{offset},"limit":{limit},"data":[{",".join(employees)}]}}')
@@ -661,7 +806,7 @@ class PersonioStandIn(HrmsStandIn):
             indexes = indexes[bisect.bisect_right(indexes, after - workforce.first_id):]
         matching: list[Person] = []
         for index in indexes:
-            person = workforce.person(index)
+            person = self._served(workforce.person(index))
             if ((ids and str(person.id) not in ids) or (emails and person.email.lower() not in emails)
                     or ("updated_at.gt" in bounds and not person.updated_at > bounds["updated_at.gt"])
                     or ("updated_at.lt" in bounds and not person.updated_at < bounds["updated_at.lt"])
@@ -679,6 +824,7 @@ class PersonioStandIn(HrmsStandIn):
         return _json_answer(200, {"_data": [self._v2_person(person) for person in page], "_meta": {"links": links}})
 
     def _v2_person(self, person: Person) -> dict[str, Any]:
+        person = self._served(person)
         readable = self.readable
         document: dict[str, Any] = {"id": str(person.id)}
         for name, value in (("email", person.email), ("first_name", person.first_name),
@@ -690,13 +836,19 @@ class PersonioStandIn(HrmsStandIn):
             document["status"] = _person_status(person)
         if "last_modified_at" in readable:
             document["updated_at"] = _iso_z(person.updated_at)
+        written = self._written.get(person.id, {})
         custom = []
-        if COMPETENCIES_KEY in readable:
-            custom.append({"id": COMPETENCIES_KEY, "type": "STRING_LIST", "value": person.competencies.split(","),
-                           "global_id": "competencies", "label": "Competencies"})
-        if REVIEW_RATING_KEY in readable:
-            custom.append({"id": REVIEW_RATING_KEY, "type": "INT", "value": str(person.review_rating),
-                           "global_id": "review_rating", "label": "Review rating"})
+        for key, (kind, global_id) in V2_CUSTOM_ATTRIBUTES.items():
+            if key not in readable:
+                continue
+            if key in written:
+                value = written[key]
+            elif key in (COMPETENCIES_KEY, REVIEW_RATING_KEY):
+                value = person.competencies if key == COMPETENCIES_KEY else person.review_rating
+            else:
+                continue  # a write-back attribute nobody wrote yet
+            custom.append({"id": key, "type": kind, "value": _v2_custom_value(kind, value), "global_id": global_id,
+                           "label": V1_BY_KEY[key].label})
         if custom:
             document["custom_attributes"] = custom
         document["employments"] = [{"id": employment_id} for employment_id in _employment_ids(person)]
@@ -759,6 +911,15 @@ class PersonioStandIn(HrmsStandIn):
             self.revoke_tokens()
             return _json_answer(200, {})
         return None
+
+
+def _v2_custom_value(kind: str, value: Any) -> str | list[str] | None:
+    """A custom attribute's value as v2 sends it: a string (numbers and dates too), a list for STRING_LIST."""
+    if value is None:
+        return None
+    if kind == "STRING_LIST":
+        return str(value).split(",")
+    return str(value)
 
 
 def _person_status(person: Person) -> str:

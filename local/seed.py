@@ -51,6 +51,12 @@ PERSONIO_PORT = 7084
 DEMO_PERSONIO_EMPLOYEES = 200
 DEMO_PERSONIO_REFERENCE = "demo-personio"  # SECRET_DEMO_PERSONIO: the stand-in's client credentials
 DEMO_HRMS_MAPPING = {"competencies": "dynamic_1001", "review_rating": "dynamic_1002"}
+# Where the demo tenant's results go in the Personio stand-in (its write-back attributes).
+DEMO_WRITEBACK = {
+    "enabled": True,
+    "completion": {"title": "dynamic_2001", "completed_on": "dynamic_2002"},
+    "assessment": {"title": "dynamic_2001", "completed_on": "dynamic_2002", "score": "dynamic_2003"},
+}
 
 
 def seed_demo_tenant() -> str:
@@ -156,12 +162,15 @@ def seed_entra_tenant() -> tuple[str, str]:
 
 
 def seed_demo_hrms(base_url: str) -> bool:
-    """Point the demo tenant at the Personio stand-in; True when it has never synced (a first run is due)."""
+    """Point the demo tenant at the Personio stand-in, with write-back into it (checked against it: the
+    stand-in must be running); True when the tenant has never synced (a first run is due)."""
+    from shared.hrms.writeback import configure
+
     with db.transaction() as conn:
-        tenant = get_tenant(conn, DEMO_TENANT)
-        update_tenant(conn, DEMO_TENANT, TenantChanges(hrms={
+        tenant = update_tenant(conn, DEMO_TENANT, TenantChanges(hrms={
             "kind": "personio", "base_url": base_url, "credential_ref": DEMO_PERSONIO_REFERENCE,
             "field_mapping": DEMO_HRMS_MAPPING, "schedule": "0 0 2 * * *"}))
+        tenant = configure(conn, tenant, DEMO_WRITEBACK)
         db.use_tenant(conn, tenant.id)
         return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM hrms_runs WHERE tenant_id = %s)",
                             [tenant.id]).fetchone()[0]

@@ -347,3 +347,89 @@ def test_the_command_line_serves_the_stand_in():
     finally:
         process.terminate()
         process.wait(10)
+
+
+# --- training (the write-back) ----------------------------------------------------------------------------------
+
+
+def test_training_types_are_an_object_keyed_by_id(standin):
+    types = {12: "Coaching programme", 14: {"name": "First aid", "renewable": True, "frequency": 12,
+                                            "category": {"id": 3, "name": "Safety"}}}
+    with BambooHRStandIn(Workforce(3), api_key=API_KEY, training_types=types) as custom:
+        answer = httpx.get(custom.base_url + "/api/v1/training/type", auth=(API_KEY, "x"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert list(body) == ["12", "14"]
+    assert body["12"] == {"id": 12, "name": "Coaching programme", "renewable": False, "frequency": None,
+                          "dueFromHireDate": None, "required": None, "category": [], "linkUrl": None,
+                          "description": None, "allowEmployeesToMarkComplete": False}
+    assert body["14"]["category"] == {"id": 3, "name": "Safety"}
+    assert body["14"]["frequency"] == 12
+    assert set(standin.training_types) == {12, 13}  # the default types
+    with pytest.raises(ValueError, match="training type 5"):
+        BambooHRStandIn(Workforce(3), training_types={5: {"title": "no name"}})
+
+
+def test_training_records_are_created_with_an_integer_type_and_listed_with_a_string_one(http, standin):
+    path = "/api/v1/training/record/employee/1002"
+    none = http.get(path)
+    assert none.status_code == 200
+    assert none.json() == []  # BambooHR's empty map
+    created = http.post(path, json={"completed": "2026-03-12", "type": 12, "hours": 16, "credits": 2.5,
+                                    "notes": "sample note", "instructor": "Bob Jones",
+                                    "cost": {"currency": "USD", "amount": "100.00"}})
+    assert created.status_code == 201
+    record = created.json()
+    assert record == {"id": record["id"], "employeeId": "1002", "completed": "2026-03-12", "notes": "sample note",
+                      "instructor": "Bob Jones", "credits": "2.5", "hours": "16", "cost": "100.00 USD", "type": 12}
+    assert type(record["id"]) is int
+    # The spec's own example sends numbers as strings: taken too.
+    second = http.post(path, json={"completed": "2026-03-13", "type": "13", "hours": "1.5"}).json()
+    assert second["type"] == 13
+    listed = http.get(path).json()
+    assert list(listed) == [str(record["id"]), str(second["id"])]
+    assert listed[str(record["id"])] == {**record, "type": "12"}
+    assert listed[str(second["id"])]["hours"] == "1.5"
+    assert listed[str(second["id"])]["credits"] is None
+    assert http.get(path, params={"type": 13}).json() == {str(second["id"]): {**second, "type": "13"}}
+    assert http.get(path, params={"type": 99}).json() == []
+    assert http.get(path, params={"type": "coaching"}).status_code == 400
+    assert standin.training_records(1002) == list(listed.values())
+    assert standin.training_records(1003) == []
+
+
+def test_creating_a_training_record_refuses_what_the_spec_does_not_allow(http, standin):
+    path = "/api/v1/training/record/employee/1002"
+    refused = http.post(path, json={"type": 99, "hours": "many", "notes": 5})
+    assert refused.status_code == 400
+    assert refused.content == b""
+    reason = refused.headers["X-BambooHR-Error-Message"]
+    for fragment in ("completed is required", "type 99 is not an existing training type", "hours must be a number",
+                     "notes must be a string"):
+        assert fragment in reason
+    for body in ({"completed": "12.03.2026", "type": 12}, {"completed": "2026-02-30", "type": 12},
+                 {"completed": "2026-03-12"}, {"completed": "2026-03-12", "type": True},
+                 {"completed": "2026-03-12", "type": 12, "cost": {"amount": "5"}}, [1]):
+        assert http.post(path, json=body).status_code == 400, body
+    assert http.post(path, content=b"not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert http.post("/api/v1/training/record/employee/9999", json={"completed": "2026-03-12", "type": 12}) \
+        .status_code == 404
+    assert http.get("/api/v1/training/record/employee/abc").status_code == 404
+    assert http.delete(path).status_code == 405
+    assert http.post("/api/v1/training/type", json={"name": "x"}).status_code == 405
+    assert http.get("/api/v1/training/other").status_code == 404
+    standin.depart([2])
+    assert http.get(path).status_code == 404
+    assert standin.training_records(1002) == []
+
+
+def test_a_faulted_training_record_is_not_created(http, standin):
+    path = "/api/v1/training/record/employee/1004"
+    standin.fail_next(503, retry_after=1, path_contains="/training/record")
+    failed = http.post(path, json={"completed": "2026-03-12", "type": 12})
+    assert failed.status_code == 503
+    assert failed.headers["Retry-After"] == "1"
+    assert standin.training_records(1004) == []
+    assert http.post(path, json={"completed": "2026-03-12", "type": 12}).status_code == 201
+    assert len(standin.training_records(1004)) == 1
+    assert http.get(path, auth=("wrong", "x")).status_code == 401

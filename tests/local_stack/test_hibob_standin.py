@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from local.azurite import free_port
-from local.hibob import FIELDS, HiBobStandIn
+from local.hibob import FIELDS, CustomTable, HiBobStandIn, TableColumn
 from local.hrms_people import Workforce
 from tests.stack import PROJECT_ROOT, PYTHON, base_environment, wait_until
 
@@ -247,3 +247,79 @@ def test_the_command_line_serves_the_stand_in_with_the_credential_from_the_envir
         output, _ = process.communicate(timeout=10)
     assert "cli-token" not in output
     assert "SERVICE-USER-CLI" in output
+
+
+# --- custom tables (the write-back) -----------------------------------------------------------------------------
+
+
+def test_custom_tables_metadata_lists_the_tables_and_their_columns(http):
+    tables = http.get("/v1/people/custom-tables/metadata").json()["tables"]
+    assert [table["id"] for table in tables] == ["learning"]
+    learning = tables[0]
+    assert set(learning) == {"id", "name", "category", "description", "columns"}
+    assert [(column["id"], column["type"], column["mandatory"]) for column in learning["columns"]] == [
+        ("column_title", "text", True), ("column_date", "date", False), ("column_score", "number", False),
+        ("column_hours", "number", False), ("column_marker", "text", False)]
+    assert all(set(column) == {"id", "name", "description", "mandatory", "type"} for column in learning["columns"])
+    assert http.get("/v1/people/custom-tables/metadata/learning").json() == learning
+    assert http.get("/v1/people/custom-tables/metadata/other").status_code == 404
+    assert http.post("/v1/people/custom-tables/metadata", json={}).status_code == 405
+
+
+def test_custom_table_entries_are_made_and_listed(http, standin):
+    path = "/v1/people/custom-tables/1003/learning"
+    assert http.get(path).json() == {"values": []}
+    made = http.post(path, json={"values": {"column_title": "Coaching", "column_date": "2026-03-12",
+                                            "column_score": 87.5, "column_marker": "[ec:r1]"}})
+    assert made.status_code == 200
+    entry = made.json()
+    assert entry == {"id": entry["id"], "column_title": "Coaching", "column_date": "2026-03-12",
+                     "column_score": 87.5, "column_hours": None, "column_marker": "[ec:r1]"}
+    assert type(entry["id"]) is int
+    second = http.post(path, json={"values": {"column_title": "Assessment"}}).json()
+    assert http.get(path).json() == {"values": [entry, second]}
+    assert standin.table_entries(1003) == [entry, second]
+    assert http.get("/v1/people/custom-tables/1004/learning").json() == {"values": []}
+    assert standin.requests_log[-1] == ("GET", "/v1/people/custom-tables/1004/learning", 200)
+
+
+def test_custom_table_entries_refuse_unknown_columns_and_bad_values(http, standin):
+    path = "/v1/people/custom-tables/1003/learning"
+    refused = http.post(path, json={"values": {"column_grade": "A", "column_score": "high",
+                                               "column_date": "12.03.2026"}})
+    assert refused.status_code == 400
+    message = refused.json()["message"]
+    for fragment in ("unknown column column_grade", "column_title (Programme) is mandatory",
+                     "column_score (Score) must be a number", "column_date (Completed on) must be a date"):
+        assert fragment in message
+    for body in ({"column_title": "x"}, {"values": ["x"]}, [1]):
+        assert http.post(path, json=body).status_code == 400, body
+    assert http.post(path, content=b"{", headers={"Content-Type": "application/json"}).status_code == 400
+    assert standin.table_entries(1003) == []
+    assert http.get("/v1/people/custom-tables/9999/learning").status_code == 404
+    assert http.post("/v1/people/custom-tables/1003/trainings", json={"values": {}}).status_code == 404
+    assert http.delete(path).status_code == 405
+    assert http.get("/v1/people/custom-tables/1003").status_code == 404
+    standin.depart([3])
+    assert http.get(path).status_code == 404
+
+
+def test_custom_tables_need_auth_take_faults_and_may_answer_a_create_without_a_body(standin):
+    path = "/v1/people/custom-tables/1002/learning"
+    assert httpx.get(standin.base_url + path).status_code == 401
+    headers = basic(standin.service_user_id, standin.token)
+    standin.fail_next(503, path_contains="/custom-tables/")
+    assert httpx.post(standin.base_url + path, headers=headers,
+                      json={"values": {"column_title": "x"}}).status_code == 503
+    assert standin.table_entries(1002) == []
+    columns = (TableColumn("column_name", "Name", mandatory=True), TableColumn("column_tags", "Tags", "multi-list"))
+    table = CustomTable("skills", "Skills", columns)
+    with HiBobStandIn(Workforce(5), tables=[table], answer_created_entry=False) as quiet:
+        headers = basic(quiet.service_user_id, quiet.token)
+        made = httpx.post(quiet.base_url + "/v1/people/custom-tables/1001/skills", headers=headers,
+                          json={"values": {"column_name": "Go", "column_tags": ["a"]}})
+        assert made.status_code == 200
+        assert made.content == b""
+        assert quiet.table_entries(1001, "skills") == [{"id": 1, "column_name": "Go", "column_tags": ["a"]}]
+        assert httpx.post(quiet.base_url + "/v1/people/custom-tables/1001/skills", headers=headers,
+                          json={"values": {"column_name": "Go", "column_tags": "a"}}).status_code == 400

@@ -435,3 +435,92 @@ def test_the_command_line_serves_the_stand_in():
         process.terminate()
         output = process.communicate(timeout=10)[0]
     assert "papi-cli-secret" not in output
+
+
+# --- v1 write-back: PATCH custom attributes --------------------------------------------------------------------
+
+
+def patch(http: httpx.Client, headers: dict[str, str], employee_id: int, body: object) -> httpx.Response:
+    return http.patch(f"/v1/company/employees/{employee_id}", headers=headers, json=body)
+
+
+def test_patch_writes_custom_attributes_that_read_back_everywhere(standin, http):
+    headers = bearer(http)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    attributes = http.get("/v1/company/employees/1004", headers=headers).json()["data"]["attributes"]
+    assert attributes["dynamic_2001"] == {"label": "Last programme completed", "value": None, "type": "standard",
+                                          "universal_id": None}
+    assert attributes["dynamic_2002"]["type"] == "date"
+    assert attributes["dynamic_2003"]["type"] == "decimal"
+    answer = patch(http, headers, 1004, {"employee": {"email": "changed@example.com", "custom_attributes": {
+        "dynamic_2001": "Coaching programme", "dynamic_2002": "2026-03-12", "dynamic_2003": 87.5,
+        "dynamic_1002": "5"}}})
+    assert answer.status_code == 200
+    assert answer.json() == {"success": True, "data": {"id": 1004}, "meta": []}
+    assert standin.written_attributes(1004) == {"dynamic_2001": "Coaching programme", "dynamic_2002": "2026-03-12",
+                                                "dynamic_2003": 87.5, "dynamic_1002": 5}
+    attributes = http.get("/v1/company/employees/1004", headers=headers).json()["data"]["attributes"]
+    assert attributes["dynamic_2001"]["value"] == "Coaching programme"
+    assert attributes["dynamic_2002"]["value"] == "2026-03-12"
+    assert attributes["dynamic_2003"]["value"] == 87.5
+    assert attributes["dynamic_1002"]["value"] == 5
+    assert attributes["email"]["value"] == standin.workforce.person(4).email  # email cannot change: ignored
+    assert all(set(wrapper) == WRAPPER_KEYS for wrapper in attributes.values())
+    changed = http.get("/v1/company/employees", headers=headers,
+                       params={"updated_since": before.isoformat()}).json()["data"]
+    assert [item["attributes"]["id"]["value"] for item in changed] == [1004]  # a write moves last_modified_at
+    assert changed[0]["attributes"]["dynamic_2001"]["value"] == "Coaching programme"
+    listed = http.get("/v1/company/employees", headers=headers, params={"limit": 5}).json()["data"]
+    assert [item["attributes"]["dynamic_2003"]["value"] for item in listed] == [None, None, None, None, 87.5]
+    assert patch(http, headers, 1004, {"employee": {"custom_attributes": {"dynamic_2003": 90.0,
+                                                                          "dynamic_2001": None}}}).status_code == 200
+    attributes = http.get("/v1/company/employees/1004", headers=headers).json()["data"]["attributes"]
+    assert attributes["dynamic_2003"]["value"] == 90  # served as Personio shows a whole decimal
+    assert attributes["dynamic_2001"]["value"] is None  # null clears
+    token = http.post("/v2/auth/token", data={"grant_type": "client_credentials", **CREDENTIAL}).json()
+    person = http.get("/v2/persons/1004", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    custom = {entry["id"]: entry for entry in person["custom_attributes"]}
+    assert custom["dynamic_2003"] == {"id": "dynamic_2003", "type": "DOUBLE", "value": "90",
+                                      "global_id": "assessment_score", "label": "Assessment score"}
+    assert custom["dynamic_2002"]["value"] == "2026-03-12"
+    other = http.get("/v2/persons/1005", headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    assert [entry["id"] for entry in other["custom_attributes"]] == ["dynamic_1001", "dynamic_1002"]
+
+
+def test_patch_is_all_or_nothing_and_refuses_what_it_cannot_write(standin, http):
+    headers = bearer(http)
+    standin.set_readable(["first_name", "dynamic_2001", "dynamic_2002", "dynamic_1001"])
+    refused = patch(http, headers, 1003, {"employee": {"custom_attributes": {
+        "dynamic_2001": "Coaching", "dynamic_2003": 80, "dynamic_4242": "x", "first_name": "Ann",
+        "dynamic_2002": "12.03.2026", "dynamic_1001": "juggling"}}})
+    assert refused.status_code == 422
+    error = v1_error(refused)
+    assert error["code"] == 422
+    for fragment in ("dynamic_2003: the attribute is not whitelisted", "dynamic_4242: there is no such custom",
+                     "first_name: there is no such custom attribute", "dynamic_2002: Last programme date must be a "
+                     "date", "dynamic_1001: Competencies has no option juggling"):
+        assert fragment in error["message"]
+    assert standin.written_attributes(1003) == {}  # not even dynamic_2001
+    for body in ({"custom_attributes": {"dynamic_2001": "x"}}, {"employee": {"custom_attributes": ["x"]}}, [1],
+                 {"employee": {"first_name": "Ann"}}):
+        assert patch(http, headers, 1003, body).status_code == 422, body
+    assert http.patch("/v1/company/employees/1003", headers=headers, content=b"{").status_code == 422
+    assert patch(http, headers, 9999, {"employee": {}}).status_code == 404
+    assert v1_error(patch(http, headers, 9999, {"employee": {}}))["message"] == "The employee was not found."
+    assert patch(http, {}, 1003, {"employee": {}}).status_code == 401
+    assert http.patch("/v1/company/employees", headers=headers, json={}).status_code == 405
+    assert http.patch("/v1/company/employees/attributes", headers=headers, json={}).status_code == 405
+    assert http.patch("/v2/persons/1003", headers=headers, json={}).status_code == 405
+    assert patch(http, headers, 1003, {"employee": {"custom_attributes": {}}}).status_code == 200
+    standin.depart([3])
+    assert patch(http, headers, 1003, {"employee": {"custom_attributes": {"dynamic_2001": "x"}}}).status_code == 404
+
+
+def test_patch_takes_faults_like_every_data_request(standin, http):
+    headers = bearer(http)
+    standin.fail_next(503, path_contains="/v1/company/employees/1006")
+    failed = patch(http, headers, 1006, {"employee": {"custom_attributes": {"dynamic_2001": "x"}}})
+    assert failed.status_code == 503
+    assert v1_error(failed)["code"] == 503
+    assert standin.written_attributes(1006) == {}
+    assert standin.requests_log[-1] == ("PATCH", "/v1/company/employees/1006", 503)

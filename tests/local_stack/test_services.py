@@ -181,6 +181,27 @@ def test_make_dev_serves_health_seeds_demo_and_ctrl_c_stops_everything(tmp_path)
                 ).fetchone()
 
         assert wait_until(alex_context, timeout=90, message="the demo tenant's first HRMS sync")[0]
+        # A tenant app reports a result, as the README shows, and it arrives in the Personio stand-in.
+        secret = subprocess.run(
+            [PYTHON, "-m", "shared.cli", "--no-local-settings", "app", "secret", "create", "demo", "coach"],
+            cwd=PROJECT_ROOT, env=base_environment() | {"DATABASE_URL": database_url,
+                                                        "OUTBOUND_ALLOWED_LOCAL_HOSTS": "127.0.0.1"},
+            capture_output=True, text=True, timeout=60)
+        assert secret.returncode == 0, secret.stderr
+        with psycopg.connect(database_url) as conn:
+            client_id = conn.execute("SELECT a.client_id FROM apps a JOIN tenants t ON t.id = a.tenant_id"
+                                     " WHERE t.slug = 'demo' AND a.name = 'coach'").fetchone()[0]
+        app = (client_id, secret.stdout.strip().splitlines()[-1])
+        posted = httpx.post(f"http://127.0.0.1:{port}/api/context/demo/results", auth=app, timeout=30, json={
+            "result_id": "lms-1", "user": "alex@demo.example", "kind": "completion", "title": "Giving feedback",
+            "completed_on": "2026-11-20", "hours": 2})
+        assert posted.status_code == 202, posted.text
+
+        def written() -> dict | None:
+            answer = httpx.get(f"http://127.0.0.1:{port}/api/context/demo/results/lms-1", auth=app, timeout=30)
+            return answer.json() if answer.json().get("status") != "queued" else None
+
+        assert wait_until(written, timeout=60, message="the result to be written")["status"] == "written"
         # A chat in Teams as the summary prints it: the seeded employee talks to the demo coach.
         chat = subprocess.run(
             [PYTHON, "-m", "local.chat", "--tenant", "demo", "--user", "alex@demo.example", "--no-local-settings",

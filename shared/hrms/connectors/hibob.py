@@ -363,8 +363,11 @@ class HiBobWriter:
     are required (the marker column holds ``[ec:<result id>]``, by which a redelivered write finds the
     entry it made). Checked against the custom tables' metadata (``GET /v1/people/custom-tables/metadata``).
     An entry is ``POST /v1/people/custom-tables/{employee id}/{table id}`` ``{"values": {column: value}}``;
-    the entries are read back with ``GET`` on the same path. A 404 (no such employee or table) and a 400 (a
-    value the column refuses) are permanent refusals.
+    the entries are read back with ``GET`` on the same path (``{"values": [{"id": <number>, column: value}]}``).
+    HiBob's reference documents no body for the create's answer: the entry's id is taken from the answer when it
+    carries one, otherwise the entry is found again by its marker. A 404 (no such employee or table) and a 400
+    (an unknown column, a value the column refuses) are permanent refusals; a 429 is retried, a 5xx or a
+    dropped connection is not (a create is not idempotent) and raises a retryable ConnectorError.
     """
 
     def __init__(self, settings: ConnectorSettings) -> None:
@@ -408,14 +411,33 @@ class HiBobWriter:
     def write(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str:
         values = {column: (result.marker if field == "marker" else getattr(result, field))
                   for field, column in target["columns"].items()}
+        path = self._path(hrms_id, target)
         try:
-            created = self._api._call("POST", self._path(hrms_id, target), json={
+            response = self._api._http().request("POST", path, json={
                 "values": {key: value for key, value in values.items() if value is not None}})
-        except ConnectorError as error:
-            if not error.retryable and ("(404)" in str(error) or "(400)" in str(error)):
-                raise WriteRefused(str(error)) from None
+        except RetryLater:
             raise
-        return str(created.get("id", "")) if isinstance(created, dict) else ""
+        except OutboundError as error:
+            raise ConnectorError(f"HiBob did not answer POST {path} ({error})", retryable=error.retryable) from error
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                created = response.json()
+            except ValueError:
+                created = None  # no body: HiBob documents none for this answer
+            entry_id = created.get("id") if isinstance(created, dict) else None
+            if entry_id is not None and str(entry_id):
+                return str(entry_id)
+            return self.find_written(hrms_id, result, target) or ""
+        detail = _detail(response.text)
+        if status in (400, 404):
+            raise WriteRefused(f"HiBob refused the entry of employee {hrms_id} in table {target['table_id']!r} "
+                               f"({status}): {detail}")
+        if status in (401, 403):
+            raise ConnectorError(f"HiBob refused POST {path} ({status}): check the service user's ID and token and "
+                                 "that its permission group may edit the custom table", retryable=False)
+        raise ConnectorError(f"HiBob answered POST {path} with {status}: {detail}",
+                             retryable=status == 429 or status >= 500)
 
     def close(self) -> None:
         self._api.close()

@@ -354,9 +354,12 @@ class PersonioWriter:
     Target: which result fields go to which custom attributes, e.g. ``{"title": "dynamic_201",
     "completed_on": "dynamic_202", "score": "dynamic_203"}`` (fields: title, completed_on, score, hours,
     credits). Checked against the attributes the credential may read (Personio returns and accepts only
-    whitelisted ones). Written with ``PATCH /v1/company/employees/{id}`` ``{"employee": {"custom_attributes":
+    whitelisted ones); every name must be a custom attribute (``dynamic_<id>``: ``custom_attributes`` takes
+    nothing else). Written with ``PATCH /v1/company/employees/{id}`` ``{"employee": {"custom_attributes":
     {...}}}``: the employee's attributes hold the latest result, there is no record to create, so writing
-    again is harmless and ``find_written`` finds the write when the attributes already hold these values. The
+    again is harmless and ``find_written`` finds the write when the attributes already hold these values,
+    compared as Personio serves them back: numbers by value (a decimal written as 90.0 comes back as 90), dates
+    by their day (``YYYY-MM-DD``, or a date-time with an offset as standard date attributes are served). The
     record id is the employee's id. A 404 (no such employee) and a 400/422 (an attribute Personio will not
     write, a value it refuses) are permanent refusals.
     """
@@ -365,11 +368,14 @@ class PersonioWriter:
         self._api = PersonioConnector(settings)
 
     def check_target(self, target: Mapping[str, Any]) -> dict[str, Any]:
-        unknown_fields = sorted(set(target) - set(RESULT_FIELDS))
-        if unknown_fields or not target:
+        unknown_fields = sorted(str(name) for name in set(target) - set(RESULT_FIELDS))
+        not_custom = sorted(str(attribute) for attribute in target.values()
+                            if not (isinstance(attribute, str) and attribute.startswith("dynamic_")))
+        if unknown_fields or not_custom or not target:
             raise ConnectorError(f"Personio write-back maps result fields ({', '.join(RESULT_FIELDS)}) to custom "
                                  "attributes such as dynamic_123; unknown fields: "
-                                 f"{', '.join(unknown_fields) or 'none'}", retryable=False)
+                                 f"{', '.join(unknown_fields) or 'none'}; not custom attributes: "
+                                 f"{', '.join(not_custom) or 'none'}", retryable=False)
         readable = set(self._api.attributes())
         missing = sorted(str(attribute) for attribute in target.values() if attribute not in readable)
         if missing:
@@ -380,6 +386,20 @@ class PersonioWriter:
     def _values(self, result: Result, target: Mapping[str, Any]) -> dict[str, Any]:
         return {attribute: getattr(result, field) for field, attribute in target.items()}
 
+    @staticmethod
+    def _same(served: Any, written: Any) -> bool:
+        """Whether an attribute's served value is the value written (see the class docstring)."""
+        if isinstance(written, int | float) and not isinstance(written, bool):
+            if served is None or isinstance(served, bool | dict | list):
+                return False
+            try:
+                return float(served) == float(written)
+            except (TypeError, ValueError):
+                return False
+        if isinstance(written, str) and date_part(written) == written:
+            return date_part(served) == written
+        return isinstance(served, str) and served == str(written)
+
     def find_written(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str | None:
         document = self._api.get_json(f"/v1/company/employees/{hrms_id}", missing_ok=True)
         if document is None:
@@ -388,7 +408,7 @@ class PersonioWriter:
         current = {key: (value or {}).get("value") if isinstance(value, dict) else value
                    for key, value in attributes.items()}
         wanted = self._values(result, target)
-        same = all(str(current.get(key)) == str(value) for key, value in wanted.items() if value is not None)
+        same = all(self._same(current.get(key), value) for key, value in wanted.items() if value is not None)
         return hrms_id if same and any(value is not None for value in wanted.values()) else None
 
     def write(self, hrms_id: str, result: Result, target: Mapping[str, Any]) -> str:
