@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,29 +66,31 @@ def _whole_number(params: dict[str, str], name: str, default: int, low: int, hig
     return int(raw)
 
 
-def _app_of_tenant(conn: Any, credentials: tuple[str, str], tenant_slug: str) -> Any:
-    """The authenticated app when it belongs to this tenant, else None (the same answer for every failure)."""
-    app = authenticate_app(conn, *credentials)
-    if app is None:
-        return None
-    row = conn.execute("SELECT slug FROM tenants WHERE id = %s", [app.tenant_id]).fetchone()
-    return app if row and row[0] == tenant_slug else None
+@contextmanager
+def _as_app(tenant_slug: str, authorization: str | None) -> Iterator[tuple[Any, Any] | None]:
+    """A transaction and the calling app when its credentials are live and it belongs to this tenant; None
+    otherwise (the same answer for every failure, so credentials cannot probe for tenants)."""
+    credentials = basic_credentials(authorization)
+    if credentials is None:
+        yield None
+        return
+    with db.transaction() as conn:
+        app = authenticate_app(conn, *credentials)
+        row = conn.execute("SELECT slug FROM tenants WHERE id = %s", [app.tenant_id]).fetchone() if app else None
+        yield (conn, app) if row and row[0] == tenant_slug else None
 
 
 def changes(tenant_slug: str, authorization: str | None, params: dict[str, str]) -> ContextResponse:
     """The tenant's change log after ``after``, for the tenant's own apps."""
-    credentials = basic_credentials(authorization)
-    if credentials is None:
-        return _unauthorized()
-    try:
-        after = _whole_number(params, "after", 0, 0, None)
-        limit = _whole_number(params, "limit", DEFAULT_CHANGES_PAGE, 1, MAX_CHANGES_PAGE)
-    except ValueError as error:
-        return ContextResponse(400, {"error": "invalid_parameter", "message": str(error)})
-    with db.transaction() as conn:
-        app = _app_of_tenant(conn, credentials, tenant_slug)
-        if app is None:
+    with _as_app(tenant_slug, authorization) as caller:
+        if caller is None:
             return _unauthorized()
+        conn, app = caller
+        try:
+            after = _whole_number(params, "after", 0, 0, None)
+            limit = _whole_number(params, "limit", DEFAULT_CHANGES_PAGE, 1, MAX_CHANGES_PAGE)
+        except ValueError as error:
+            return ContextResponse(400, {"error": "invalid_parameter", "message": str(error)})
         entries = changes_after(conn, app.tenant_id, after, limit=limit)
     next_after = entries[-1].seq if entries else after
     return ContextResponse(200, {
@@ -102,13 +106,10 @@ def user_context(tenant_slug: str, authorization: str | None, user: str) -> Cont
     from shared.identity.store import find_user
     from shared.tenants.registry import get_tenant_by_id
 
-    credentials = basic_credentials(authorization)
-    if credentials is None:
-        return _unauthorized()
-    with db.transaction() as conn:
-        app = _app_of_tenant(conn, credentials, tenant_slug)
-        if app is None:
+    with _as_app(tenant_slug, authorization) as caller:
+        if caller is None:
             return _unauthorized()
+        conn, app = caller
         tenant = get_tenant_by_id(conn, app.tenant_id)
         try:
             found = find_user(conn, tenant, user)
@@ -137,13 +138,10 @@ def report_result(tenant_slug: str, authorization: str | None, body: bytes) -> t
     from shared.identity.models import UserNotFound
     from shared.tenants.registry import get_tenant_by_id
 
-    credentials = basic_credentials(authorization)
-    if credentials is None:
-        return _unauthorized(), None
-    with db.transaction() as conn:
-        app = _app_of_tenant(conn, credentials, tenant_slug)
-        if app is None:
+    with _as_app(tenant_slug, authorization) as caller:
+        if caller is None:
             return _unauthorized(), None
+        conn, app = caller
         try:
             report = writeback.parse_result(json.loads(body or b"null"))
         except ValueError as error:  # malformed JSON, or InvalidResult naming every bad field
@@ -168,13 +166,10 @@ def result(tenant_slug: str, authorization: str | None, result_id: str) -> Conte
     """What became of a reported result: queued, written (with the HRMS's record id) or failed with the reason."""
     from shared.hrms.writeback import result_status
 
-    credentials = basic_credentials(authorization)
-    if credentials is None:
-        return _unauthorized()
-    with db.transaction() as conn:
-        app = _app_of_tenant(conn, credentials, tenant_slug)
-        if app is None:
+    with _as_app(tenant_slug, authorization) as caller:
+        if caller is None:
             return _unauthorized()
+        conn, app = caller
         found = result_status(conn, app.tenant_id, result_id)
     if found is None:
         return ContextResponse(404, {"error": "not_found", "message": f"no result {result_id!r}"})
