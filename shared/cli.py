@@ -112,6 +112,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_app_role(args: argparse.Namespace) -> int:
+    from shared.app_role import ensure_app_role
+
+    report = ensure_app_role(args.identity, object_id=args.object_id)
+    for line in report.lines():
+        print(line)
+    return 0
+
+
 def cmd_queues_ensure(args: argparse.Namespace) -> int:
     from shared import queues
 
@@ -620,6 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = _command(commands, "migrate", cmd_migrate, "apply pending database migrations (direct connection)")
     migrate.add_argument("--check", action="store_true", help="only list pending migrations; exit 1 if any")
+    app_role = _command(_group(commands, "db", "database roles"), "app-role", cmd_db_app_role,
+                        "create the app identity's Postgres role (as the Entra administrator, after migrate)")
+    app_role.add_argument("identity", help="the managed identity's name (POSTGRES_USER of the app)")
+    app_role.add_argument("--object-id", help="the identity's object (principal) id: created with "
+                          "pgaadauth_create_principal_with_oid, without a directory lookup by name")
     _command(_group(commands, "queues", "storage queues"), "ensure", cmd_queues_ensure,
              "create the app's queues and their poison queues")
     _command(commands, "health", cmd_health, "check the database and the queues, as /api/health does")
@@ -743,6 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _refusal_types() -> tuple[type[BaseException], ...]:
     from shared.admin.keys import AdminKeyNotFound
+    from shared.app_role import AppRoleError
     from shared.hrms.connectors.base import ConnectorError
     from shared.http import OutboundError
     from shared.identity.models import IdentityError
@@ -754,7 +769,7 @@ def _refusal_types() -> tuple[type[BaseException], ...]:
 
     refusals: list[type[BaseException]] = [config.ConfigurationError, MigrationError, TenantError, IdentityError,
                                            AdminKeyNotFound, ScimTokenNotFound, WorkOSUnavailable, ConnectorError,
-                                           OutboundError, SecretError]
+                                           OutboundError, SecretError, AppRoleError]
     try:
         import psycopg
 

@@ -10,7 +10,9 @@ Contract (each item has a test in tests/shared/test_config.py):
   ``DATABASE_URL`` or ``POSTGRES_HOST``/``POSTGRES_PORT``/``POSTGRES_DATABASE``/``POSTGRES_USER`` (Entra
   token); storage is ``AzureWebJobsStorage`` or its identity-based ``AzureWebJobsStorage__*`` form;
 - a group is parsed once per process and cached; ``reset()`` forgets the cache (tests);
-- the value of a secret setting never appears in an error message.
+- the value of a secret setting never appears in an error message;
+- an app setting still holding its ``@Microsoft.KeyVault(...)`` reference (the platform could not resolve
+  it) is a ConfigurationError naming the setting, never taken for the value.
 
 Function decorators name queues and schedules as ``%SETTING%`` expressions that the Functions host
 resolves, so indexing the app never imports this module.
@@ -133,6 +135,9 @@ def _queue_name(value: str) -> str:
 # --- declarations ------------------------------------------------------------------------------------
 
 
+KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
+
+
 @dataclass(frozen=True)
 class Setting(Generic[T]):
     """One environment setting: its name, how to parse it, its default and what it is for."""
@@ -145,6 +150,12 @@ class Setting(Generic[T]):
 
     def raw(self) -> str | None:
         value = os.environ.get(self.name, "").strip()
+        if value.startswith(KEY_VAULT_REFERENCE_PREFIX):
+            # The platform leaves the reference text in place when it cannot resolve it.
+            raise ConfigurationError(
+                f"setting {self.name} is a Key Vault reference the platform could not resolve: check that the "
+                "secret exists and that the app identity holds Key Vault Secrets User on the vault (README: "
+                "\"Deploying\")")
         return value or self.default
 
     def optional(self) -> T | None:

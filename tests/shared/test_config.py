@@ -165,3 +165,12 @@ def test_every_setting_is_documented_in_the_readme():
     undocumented = [name for name in [*config.SETTINGS, *config.HOST_SETTINGS]
                     if name not in readme and name.replace("AzureWebJobsStorage", "") not in readme]
     assert undocumented == []
+
+
+def test_an_unresolved_key_vault_reference_is_named_and_never_taken_for_the_value(monkeypatch):
+    monkeypatch.setenv("WORKOS_API_KEY", "@Microsoft.KeyVault(SecretUri=https://kv-ec.vault.azure.net/secrets/workos-api-key/)")
+
+    with pytest.raises(config.ConfigurationError, match="setting WORKOS_API_KEY is a Key Vault reference the "
+                                                        "platform could not resolve") as raised:
+        config.workos_configured()
+    assert "Key Vault Secrets User" in str(raised.value)
