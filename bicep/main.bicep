@@ -217,6 +217,9 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
   tags: tags
 }
 
+// The bot's Microsoft App ID: the app registration's, or the app identity's with UserAssignedMSI.
+var botMicrosoftAppId = botAppType == 'UserAssignedMSI' ? identity.properties.clientId : botAppId
+
 module network 'modules/network.bicep' = if (privateNetwork) {
   name: 'network'
   params: {
@@ -320,7 +323,7 @@ module functionApp 'modules/functionapp.bicep' = {
     workosClientId: workosClientId
     operatorTenant: operatorTenant
     botAppType: botAppType
-    botAppId: botAppType == 'UserAssignedMSI' ? identity.properties.clientId : botAppId
+    botAppId: botMicrosoftAppId
     teamsAppId: teamsAppId
   }
   // Its roles first: the Key Vault references and the deployment container are read with them.
@@ -350,7 +353,7 @@ module bot 'modules/bot.bicep' = {
     tags: tags
     sku: botSku
     appType: botAppType
-    appId: botAppType == 'UserAssignedMSI' ? identity.properties.clientId : botAppId
+    appId: botMicrosoftAppId
     identityId: identity.id
     endpoint: '${functionApp.outputs.publicBaseUrl}/api/messages'
   }

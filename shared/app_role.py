@@ -135,13 +135,9 @@ def ensure_app_role(role: str, *, object_id: str | None = None, object_type: str
         except ValueError:
             raise AppRoleError("the object id must be the identity's object (principal) id, a GUID") from None
     with _connect(None) as app_conn:
-        database = app_conn.info.dbname
-    report = AppRoleReport(role=role, database=database)
-    with _connect(ADMIN_DATABASE) as admin_conn:
-        report.created = _create_principal(admin_conn, role, object_id, object_type)
-        _refuse_powerful(admin_conn, role)
-    with _connect(None) as app_conn:
+        report = AppRoleReport(role=role, database=app_conn.info.dbname)
+        with _connect(ADMIN_DATABASE) as admin_conn:
+            report.created = _create_principal(admin_conn, role, object_id, object_type)
         _refuse_powerful(app_conn, role)
-        report.granted = _grant(app_conn, role, database)
+        report.granted = _grant(app_conn, role, report.database)
     return report
-
