@@ -26,29 +26,29 @@ print(json.dumps({{"functions": functions, "loaded": loaded, "errors": errors}})
 """
 
 
-def _index() -> dict:
+def index_app() -> dict:
     result = subprocess.run([PYTHON, "-c", INDEX_LIKE_THE_HOST], env=base_environment(), cwd=PROJECT_ROOT,
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout)
 
 
 def test_indexing_the_app_imports_no_heavy_module():
-    index = _index()
+    index = index_app()
     assert index["functions"], "the app registers functions"
     assert index["loaded"] == []
 
 
 def test_the_host_accepts_every_function_no_reserved_or_duplicate_route():
-    assert _index()["errors"] == {}
+    assert index_app()["errors"] == {}
 
 
 def test_every_http_function_is_anonymous_and_authenticates_in_code():
-    triggers = [function["trigger"] for function in _index()["functions"]
+    triggers = [function["trigger"] for function in index_app()["functions"]
                 if function["trigger"]["type"] == "httpTrigger"]
     assert triggers
     assert {trigger["authLevel"] for trigger in triggers} == {"ANONYMOUS"}
 
 
 def test_health_is_served_at_its_documented_route():
-    routes = {function["trigger"].get("route") for function in _index()["functions"]}
+    routes = {function["trigger"].get("route") for function in index_app()["functions"]}
     assert "health" in routes

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ import pytest
 
 from shared import config
 from tests.infra.bicep_tools import body, describe, load, run_checkov, syntax_errors
-from tests.stack import PROJECT_ROOT, PYTHON, base_environment
+from tests.stack import PROJECT_ROOT
+from tests.test_function_app import index_app
 
 BICEP = PROJECT_ROOT / "bicep"
 MAIN = BICEP / "main.bicep"
@@ -72,6 +72,12 @@ AZURE_SDKS = {
 @cache
 def module(name: str) -> dict[str, Any]:
     return load(MODULES / f"{name}.bicep")
+
+
+@cache
+def indexed_triggers() -> dict[str, dict[str, Any]]:
+    """Each function's trigger as the host indexes the app (tests/test_function_app.py), %SETTING%s resolved."""
+    return {function["name"]: function["trigger"] for function in index_app()["functions"]}
 
 
 def main() -> dict[str, Any]:
@@ -248,16 +254,6 @@ def test_every_secret_written_to_key_vault_has_a_content_type():
 
 # --- queues -----------------------------------------------------------------------------------------------------
 
-INDEX_QUEUES = """
-import json, function_app
-from local.host.index import index_functions
-from shared.config import SETTINGS
-defaults = {name: setting.default for name, setting in SETTINGS.items() if setting.default}
-print(json.dumps(sorted(f.trigger["queueName"] for f in index_functions(function_app.app, environ=defaults, errors={})
-                        if f.trigger["type"] == "queueTrigger")))
-"""
-
-
 def created_queues() -> set[str]:
     queue_names = main()["variables"]["queueNames"]["value"]
     storage_params = body(main()["modules"]["storage"])["params"]
@@ -278,8 +274,7 @@ def created_queues() -> set[str]:
 def test_every_queue_the_code_triggers_on_or_writes_to_is_created_with_its_poison_queue():
     from shared import queues
 
-    triggered = json.loads(subprocess.run([PYTHON, "-c", INDEX_QUEUES], env=base_environment(), cwd=PROJECT_ROOT,
-                                          capture_output=True, text=True, check=True).stdout)
+    triggered = [trigger["queueName"] for trigger in indexed_triggers().values() if trigger["type"] == "queueTrigger"]
     assert "hrms-sync-poison" in triggered
     created = created_queues()
     assert set(triggered) <= created
@@ -491,6 +486,8 @@ def test_the_function_app_runs_on_flex_consumption_with_the_user_assigned_identi
     assert flex["scaleAndConcurrency"]["instanceMemoryMB"] == "instanceMemoryMB"
     assert "alwaysReadyHttpInstances" in set(walk(flex["scaleAndConcurrency"]["alwaysReady"]))
     assert app_settings()["AZURE_CLIENT_ID"] == "identityClientId"
+    # Its roles exist before it starts: Key Vault references and the deployment container are read with them.
+    assert "roles" in body(main()["modules"]["functionApp"])["dependsOn"]
 
 
 def test_storage_takes_no_shared_keys_and_keeps_the_deployment_container():
@@ -513,19 +510,8 @@ def test_key_vault_uses_rbac():
     assert vault["enablePurgeProtection"] is True
 
 
-INDEX_ROUTES = """
-import json, function_app
-from local.host.index import index_functions
-from shared.config import SETTINGS
-defaults = {name: setting.default for name, setting in SETTINGS.items() if setting.default}
-print(json.dumps({f.name: f.trigger.get("route") for f in index_functions(function_app.app, environ=defaults,
-                                                                               errors={})}))
-"""
-
-
 def test_the_bot_and_the_outputs_point_at_routes_the_app_serves():
-    routes = json.loads(subprocess.run([PYTHON, "-c", INDEX_ROUTES], env=base_environment(), cwd=PROJECT_ROOT,
-                                       capture_output=True, text=True, check=True).stdout)
+    routes = {name: trigger.get("route") for name, trigger in indexed_triggers().items()}
     outputs = {name: output["value"] for name, output in main()["outputs"].items()}
     base = "${functionApp.outputs.publicBaseUrl}/api/"
     assert outputs["ssoCallbackUrl"] == base + routes["auth_callback"]
